@@ -1,0 +1,44 @@
+"""Retrieval Q&A over a folder of articles, in English or French, with cited passages."""
+
+from .api import add_document, answer, build_index, get_embedder, index_status, register_embedder, search
+from .errors import (
+    ConfigError,
+    EmptyCorpusError,
+    IndexBusyError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    InvalidDocumentError,
+    InvalidQuestionError,
+    ModelError,
+    RagError,
+)
+from .settings import Settings
+from .types import Answer, Chunk, Citation, Hit, IndexReport, IndexStatus
+
+__all__ = [
+    "Answer",
+    "Chunk",
+    "Citation",
+    "ConfigError",
+    "EmptyCorpusError",
+    "Hit",
+    "IndexBusyError",
+    "IndexCorruptError",
+    "IndexMismatchError",
+    "IndexNotFoundError",
+    "IndexReport",
+    "IndexStatus",
+    "InvalidDocumentError",
+    "InvalidQuestionError",
+    "ModelError",
+    "RagError",
+    "Settings",
+    "add_document",
+    "answer",
+    "build_index",
+    "get_embedder",
+    "index_status",
+    "register_embedder",
+    "search",
+]

@@ -1,0 +1,202 @@
+"""The public API: ``build_index``, ``search``, ``answer``, ``get_embedder``, ``index_status``.
+
+These functions are the library's edge: they read ``RAG_*`` environment variables (through
+``Settings.from_env``) and keep one loaded model and one loaded index per process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from . import answer as answer_mod
+from . import embed, indexer
+from .errors import IndexCorruptError, IndexNotFoundError
+from .retrieve import clamp_k, dense_search, fit_to_model, validate_question
+from .settings import Settings
+from .store import IndexReader, check_compatible, current_version
+from .types import Answer, Hit, IndexReport, IndexStatus
+
+log = logging.getLogger("rag")
+
+# Below this cosine the best passage is taken as unrelated (a simple rule; see decide()).
+MIN_SCORE = 0.80
+
+_readers: dict[Path, IndexReader] = {}
+_readers_lock = threading.Lock()
+_fake_embedders: dict[str, embed.Embedder] = {}
+
+
+def get_embedder(model: str | None = None) -> embed.Embedder:
+    """The embedder for ``model`` (default: the setting / ``RAG_EMBEDDING_MODEL``), loaded once."""
+    settings = Settings.from_env(model=model)
+    if settings.model in _fake_embedders:
+        return _fake_embedders[settings.model]
+    return embed.get_embedder(settings.model)
+
+
+def register_embedder(embedder: embed.Embedder) -> None:
+    """Make ``embedder`` the one used for its ``model_id`` (tests use it for the fake)."""
+    _fake_embedders[embedder.model_id] = embedder
+
+
+def _settings(seeds_dir=None, index_dir=None, model=None, settings: Settings | None = None) -> Settings:
+    if settings is not None:
+        return settings.with_(seeds_dir=seeds_dir, index_dir=index_dir, model=model)
+    return Settings.from_env(seeds_dir=seeds_dir, index_dir=index_dir, model=model)
+
+
+def build_index(
+    seeds_dir=None,
+    index_dir=None,
+    full: bool = False,
+    *,
+    model: str | None = None,
+    wait: bool = True,
+    show_progress: bool = False,
+    settings: Settings | None = None,
+) -> IndexReport:
+    """Index the seeds folder: embed added and changed seeds, drop removed ones."""
+    s = _settings(seeds_dir, index_dir, model, settings)
+    indexer.check_seeds_dir(s)  # before the model loads: a typo should fail fast
+    report = indexer.build_index(s, get_embedder(s.model), full=full, wait=wait, show_progress=show_progress)
+    return report
+
+
+def _reader(s: Settings, embedder: embed.Embedder) -> IndexReader:
+    """The live index, reloaded when a newer build has been swapped in; built if there is none."""
+    key = s.index_dir.resolve()
+    with _readers_lock:
+        version = current_version(s.index_dir)
+        if version is None:
+            if not s.seeds_dir.is_dir():
+                raise IndexNotFoundError(
+                    f"no index in {s.index_dir} and no seeds folder {s.seeds_dir} to build one from"
+                )
+            log.warning("No index in %s yet: building it from %s", s.index_dir, s.seeds_dir)
+            indexer.build_index(s, embedder)
+            version = current_version(s.index_dir)
+        cached = _readers.get(key)
+        if cached is None or cached.version != version.name:
+            try:
+                reader = IndexReader.open_version(version)
+            except IndexCorruptError:
+                # a build may have been swapped in (and the old one collected) since we looked
+                version = current_version(s.index_dir)
+                reader = IndexReader.open_version(version)
+            check_compatible(reader.manifest, embedder.model_id, embedder.fingerprint, embedder.dim, s.index_dir)
+            _readers[key] = reader
+        return _readers[key]
+
+
+def search(question: str, k: int = 5, index_dir=None, *, seeds_dir=None, model=None, settings=None) -> list[Hit]:
+    """The ``k`` passages closest to the question, best first."""
+    s = _settings(seeds_dir, index_dir, model, settings)
+    text = validate_question(question)
+    embedder = get_embedder(s.model)
+    text = fit_to_model(text, embedder)
+    reader = _reader(s, embedder)
+    k = clamp_k(k, reader.ntotal)
+    return dense_search(reader, embedder.embed_query(text), k)
+
+
+def answer(question: str, k: int = 5, index_dir=None, seeds_dir=None, *, model=None, settings=None) -> Answer:
+    """A short answer quoting the passages that support it, or ``found=False`` when none does."""
+    s = _settings(seeds_dir, index_dir, model, settings)
+    text = validate_question(question)
+    embedder = get_embedder(s.model)
+    text = fit_to_model(text, embedder)
+    reader = _reader(s, embedder)
+    k = clamp_k(k, reader.ntotal)
+    qvec = embedder.embed_query(text)
+    hits = dense_search(reader, qvec, k)
+    found, confidence, reason = decide(hits)
+    return answer_mod.compose(question, qvec, hits, embedder, found=found, confidence=confidence, reason=reason)
+
+
+def decide(hits: list[Hit]) -> tuple[bool, float, str]:
+    if not hits:
+        return False, 0.0, "the index returned no passage"
+    best = hits[0].score
+    if best < MIN_SCORE:
+        return False, best, f"the best passage scores {best:.3f}, below {MIN_SCORE}"
+    return True, best, f"the best passage scores {best:.3f}"
+
+
+def index_status(index_dir=None, seeds_dir=None, *, settings=None) -> IndexStatus:
+    """What the index holds, and whether the seeds on disk have changed since it was built."""
+    s = _settings(seeds_dir, index_dir, None, settings)
+    from .ingest import discover
+    from .store import read_manifest
+
+    version = current_version(s.index_dir)
+    if version is None:
+        return IndexStatus(exists=False, stale=True, stale_detail="no index has been built yet")
+    m = read_manifest(version)
+    on_disk = {}
+    if s.seeds_dir.is_dir():
+        seeds, _ = discover(s.seeds_dir, s.extensions)
+        from .store import sha256_path
+
+        on_disk = {f.source: sha256_path(f.path) for f in seeds}
+    indexed = {src: e.sha256 for src, e in m.seeds.items()}
+    added = [x for x in on_disk if x not in indexed]
+    changed = [x for x in on_disk if x in indexed and on_disk[x] != indexed[x]]
+    removed = [x for x in indexed if x not in on_disk]
+    detail = ", ".join(
+        f"{n} {label}" for n, label in ((len(added), "new"), (len(changed), "changed"), (len(removed), "removed")) if n
+    )
+    return IndexStatus(
+        exists=True,
+        documents=len(m.seeds),
+        chunks=m.total_chunks,
+        model_id=m.model_id,
+        built_at=m.built_at,
+        stale=bool(detail),
+        stale_detail=detail,
+    )
+
+
+MAX_UPLOAD_BYTES = 2_000_000
+
+
+def add_document(
+    filename: str,
+    content: bytes,
+    seeds_dir=None,
+    index_dir=None,
+    *,
+    overwrite: bool = False,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    settings: Settings | None = None,
+) -> tuple[str, IndexReport]:
+    """Save an uploaded ``.txt``/``.md`` document into the seeds folder and index it.
+
+    Checks type, size and encoding before anything is written; returns (source, report)."""
+    import os
+    import re
+
+    from .errors import InvalidDocumentError
+    from .ingest import parse_seed_bytes
+
+    s = _settings(seeds_dir, index_dir, None, settings)
+    name = os.path.basename(str(filename or "").replace("\\", "/")).strip()
+    name = re.sub(r"[\x00-\x1f/]", "", name).lstrip(".-") or ""
+    if not name.lower().endswith(s.extensions):
+        raise InvalidDocumentError(f"only {', '.join(s.extensions)} files can be added, not {filename!r}")
+    if not isinstance(content, (bytes, bytearray)):
+        raise InvalidDocumentError("the document content must be bytes")
+    if len(content) > max_bytes:
+        raise InvalidDocumentError(f"{name} is {len(content):,} bytes; the limit is {max_bytes:,}")
+    doc, reason = parse_seed_bytes(name, bytes(content))
+    if doc is None:
+        raise InvalidDocumentError(f"{name} cannot be indexed: {reason}")
+    s.seeds_dir.mkdir(parents=True, exist_ok=True)
+    target = s.seeds_dir / name
+    if target.exists() and not overwrite:
+        raise InvalidDocumentError(f"a document named {name} already exists in the seeds folder")
+    tmp = s.seeds_dir / f".upload-{os.getpid()}-{threading.get_ident()}.tmp"
+    tmp.write_bytes(bytes(content))
+    os.replace(tmp, target)
+    report = build_index(settings=s)
+    return name, report

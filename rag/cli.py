@@ -1,0 +1,154 @@
+"""The ``rag`` command: index the seeds, ask a question, evaluate, serve the chat UI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict
+
+from .errors import RagError
+from .settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rag", description="Ask questions about a folder of articles, with cited passages.")
+    p.add_argument("--model", help="sentence-transformers model name or directory (default: multilingual-e5-small)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def paths(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--seeds", metavar="DIR", help="seeds folder (default ./seeds or RAG_SEEDS_DIR)")
+        sp.add_argument("--index", metavar="DIR", help="index folder (default ./index or RAG_INDEX_DIR)")
+
+    sp = sub.add_parser("index", help="build or update the index after seeds are added, changed or removed")
+    paths(sp)
+    sp.add_argument("--full", action="store_true", help="re-embed every seed")
+    sp.add_argument("--no-wait", action="store_true", help="fail at once if another rebuild is running")
+    sp.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    sp = sub.add_parser("ask", help="answer a question with cited passages")
+    sp.add_argument("question")
+    sp.add_argument("--k", type=int, default=5, help="passages to retrieve (default 5)")
+    paths(sp)
+    sp.add_argument("--json", action="store_true", help="print the answer as JSON")
+
+    sp = sub.add_parser("status", help="what the index holds and whether the seeds changed since")
+    paths(sp)
+    sp.add_argument("--json", action="store_true")
+
+    sp = sub.add_parser("eval", help="score retrieval and answers on a JSON-lines question set")
+    sp.add_argument("file", help="questions: one JSON object a line with q, source, keys")
+    sp.add_argument("--k", type=int, default=10, help="passages retrieved per question (default 10)")
+    paths(sp)
+    sp.add_argument("--json", action="store_true")
+
+    sp = sub.add_parser("serve", help="start the chat UI in the browser")
+    paths(sp)
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=7860)
+    sp.add_argument("--read-only", action="store_true", help="no upload and no rebuild from the page")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s: %(message)s" if not args.debug else "%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = Settings.from_env(
+            seeds_dir=getattr(args, "seeds", None), index_dir=getattr(args, "index", None), model=args.model
+        )
+        return COMMANDS[args.command](args, settings)
+    except RagError as exc:
+        if args.debug:
+            raise
+        print(f"rag: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rag: interrupted", file=sys.stderr)
+        return 130
+
+
+def _index(args, settings: Settings) -> int:
+    from .api import build_index
+
+    report = build_index(full=args.full, wait=not args.no_wait, show_progress=not args.json, settings=settings)
+    if args.json:
+        print(json.dumps(asdict(report), indent=2, ensure_ascii=False))
+        return 0
+    if report.rebuild_reason:
+        print(f"Full rebuild: {report.rebuild_reason}")
+    print(
+        f"Indexed {settings.seeds_dir}: {report.added} added, {report.changed} changed, {report.removed} removed, "
+        f"{report.unchanged} unchanged; {report.chunks_embedded} chunks embedded, {report.total_chunks} in the index "
+        f"({report.seconds:.1f} s)."
+    )
+    for source, reason in report.skipped:
+        print(f"  skipped {source}: {reason}")
+    return 0
+
+
+def _ask(args, settings: Settings) -> int:
+    from .api import answer
+
+    ans = answer(args.question, k=args.k, settings=settings)
+    if args.json:
+        print(json.dumps(asdict(ans), indent=2, ensure_ascii=False))
+        return 0
+    print(ans.text)
+    if not ans.found:
+        print(f"({ans.reason})")
+    for c in ans.citations:
+        print(f"\n[{c.n}] {c.source} (characters {c.start}-{c.end}, score {c.score:.3f})")
+        if c.title:
+            print(f"    {c.title}")
+        print(f"    “{c.quote}”")
+    return 0
+
+
+def _status(args, settings: Settings) -> int:
+    from .api import index_status
+
+    st = index_status(settings=settings)
+    if args.json:
+        print(json.dumps(asdict(st), indent=2, ensure_ascii=False))
+    elif not st.exists:
+        print(f"No index in {settings.index_dir}; run `rag index`.")
+    else:
+        print(f"{st.documents} documents, {st.chunks} chunks, model {st.model_id}, built {st.built_at}.")
+        if st.stale:
+            print(f"The seeds changed since: {st.stale_detail}; run `rag index`.")
+    return 0
+
+
+def _serve(args, settings: Settings) -> int:
+    from ui.app import serve
+
+    serve(settings, host=args.host, port=args.port, read_only=args.read_only)
+    return 0
+
+
+def _eval(args, settings: Settings) -> int:
+    from pathlib import Path
+
+    from . import evaluate
+    from .api import answer, search
+
+    result = evaluate.run(
+        Path(args.file),
+        lambda q, k: search(q, k=k, settings=settings),
+        lambda q: answer(q, settings=settings),
+        k=args.k,
+    )
+    print(json.dumps(asdict(result), indent=2, ensure_ascii=False) if args.json else evaluate.format_table(result))
+    return 0
+
+
+COMMANDS = {"index": _index, "ask": _ask, "status": _status, "eval": _eval, "serve": _serve}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""The library's errors: one base class, a subclass per thing a user can fix."""
+
+
+class RagError(Exception):
+    """Base of every error the library raises on purpose; its message is meant for people."""
+
+
+class ConfigError(RagError):
+    """A setting has a value that cannot work."""
+
+
+class ModelError(RagError):
+    """The embedding model cannot be built or loaded."""
+
+
+class IndexNotFoundError(RagError):
+    """No index exists where one was expected."""
+
+
+class IndexMismatchError(RagError):
+    """The index was built with another model, chunker or schema."""
+
+
+class IndexCorruptError(RagError):
+    """Index files are missing, truncated or inconsistent."""
+
+
+class EmptyCorpusError(RagError):
+    """The seeds folder holds no readable document."""
+
+
+class InvalidQuestionError(RagError):
+    """The question is empty or not text."""
+
+
+class IndexBusyError(RagError):
+    """Another rebuild holds the index lock."""
+
+
+class InvalidDocumentError(RagError):
+    """An uploaded document is not a text file the product can index."""

@@ -1,0 +1,249 @@
+"""Build or update the index from the seeds folder: only added and changed seeds are embedded."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock, Timeout
+from tqdm.auto import tqdm
+
+from .chunk import chunk_document, embedding_text
+from .embed import Embedder
+from .errors import ConfigError, EmptyCorpusError, IndexBusyError, IndexCorruptError, IndexMismatchError
+from .ingest import discover, read_seed
+from .settings import Settings
+from .store import (
+    IndexReader,
+    Manifest,
+    SeedEntry,
+    copy_vector_index,
+    current_version,
+    library_versions,
+    new_vector_index,
+    read_manifest,
+    write_version,
+)
+from .types import Chunk, Document, IndexReport, SeedChange
+
+log = logging.getLogger(__name__)
+EMBED_GROUP = 256  # chunks per call to the model: large enough to batch well, small enough for progress
+
+
+@dataclass(frozen=True)
+class Plan:
+    full: bool
+    reason: str
+    added: list[Document]
+    changed: list[Document]
+    removed: list[str]
+    unchanged: list[str]
+
+
+def build_index(
+    settings: Settings,
+    embedder: Embedder,
+    *,
+    full: bool = False,
+    wait: bool = True,
+    show_progress: bool = False,
+    crash_hook=None,
+) -> IndexReport:
+    """Bring ``settings.index_dir`` up to date with ``settings.seeds_dir``."""
+    started = time.perf_counter()
+    _check_chunk_size(settings, embedder)
+    check_seeds_dir(settings)
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(settings.index_dir / ".lock"))
+    try:
+        lock.acquire(timeout=-1 if wait else 0)
+    except Timeout:
+        raise IndexBusyError(f"another rebuild of {settings.index_dir} is running; try again when it ends") from None
+    try:
+        documents, skipped = _read_corpus(settings)
+        if not documents:
+            detail = f" ({len(skipped)} file(s) skipped)" if skipped else ""
+            raise EmptyCorpusError(
+                f"no readable .txt or .md document in {settings.seeds_dir}{detail}; nothing was indexed"
+            )
+        old_reader, old_manifest, reason = _previous(settings, embedder)
+        plan = _plan(documents, old_manifest, full, reason)
+        files = [SeedChange(s, "skipped", reason=r) for s, r in skipped]
+        if old_manifest is not None and not plan.full and not plan.added and not plan.changed and not plan.removed:
+            files += [SeedChange(s, "unchanged", len(old_manifest.seeds[s].chunk_ids)) for s in plan.unchanged]
+            return IndexReport(
+                added=0, changed=0, removed=0, unchanged=len(plan.unchanged), chunks_embedded=0,
+                total_chunks=old_manifest.total_chunks, skipped=skipped,
+                seconds=time.perf_counter() - started, files=files,
+                index_path=str(old_reader.version_dir if old_reader else ""),
+            )
+        if plan.full and plan.reason:
+            log.warning("Full rebuild: %s", plan.reason)
+        next_id = old_manifest.next_id if old_manifest and not plan.full else 0
+        new_chunks: list[Chunk] = []
+        per_doc: dict[str, list[Chunk]] = {}
+        for doc in plan.added + plan.changed:
+            chunks = chunk_document(
+                doc,
+                chunk_tokens=settings.chunk_tokens,
+                overlap_tokens=settings.chunk_overlap_tokens,
+                count_tokens=embedder.count_tokens,
+                first_id=next_id,
+                clean=settings.clean_boilerplate,
+            )
+            next_id += len(chunks)
+            per_doc[doc.source] = chunks
+            new_chunks += chunks
+        vectors = _embed_chunks(new_chunks, settings, embedder, show_progress)
+
+        if plan.full or old_reader is None:
+            index = new_vector_index(embedder.dim)
+            remove_ids: list[int] = []
+            base_db = None
+            seeds: dict[str, SeedEntry] = {}
+        else:
+            index = copy_vector_index(old_reader)
+            gone = [s for s in plan.removed] + [d.source for d in plan.changed]
+            remove_ids = [i for s in gone for i in old_manifest.seeds[s].chunk_ids]
+            if remove_ids:
+                index.remove_ids(np.asarray(remove_ids, dtype=np.int64))
+            base_db = old_reader.version_dir / "chunks.sqlite"
+            seeds = {s: e for s, e in old_manifest.seeds.items() if s in plan.unchanged}
+        if new_chunks:
+            index.add_with_ids(vectors, np.asarray([c.id for c in new_chunks], dtype=np.int64))
+        for doc in plan.added + plan.changed:
+            seeds[doc.source] = SeedEntry(
+                sha256=doc.sha256,
+                chunk_ids=[c.id for c in per_doc[doc.source]],
+                title=doc.title,
+                encoding=doc.encoding,
+                chars=len(doc.text),
+            )
+        manifest = Manifest(
+            model_id=embedder.model_id,
+            model_fingerprint=embedder.fingerprint,
+            dim=embedder.dim,
+            chunker=settings.chunker_settings(),
+            seeds=dict(sorted(seeds.items())),
+            next_id=next_id,
+            built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            library_versions=library_versions(),
+        )
+        version = write_version(
+            settings.index_dir, manifest, index, base_db, remove_ids, new_chunks, crash_hook=crash_hook
+        )
+        files += [SeedChange(d.source, "added", len(per_doc[d.source])) for d in plan.added]
+        files += [SeedChange(d.source, "changed", len(per_doc[d.source])) for d in plan.changed]
+        files += [SeedChange(s, "removed") for s in plan.removed]
+        files += [SeedChange(s, "unchanged", len(seeds[s].chunk_ids)) for s in plan.unchanged if s in seeds]
+        if old_reader is not None:
+            old_reader.close()
+        return IndexReport(
+            added=len(plan.added),
+            changed=len(plan.changed),
+            removed=len(plan.removed),
+            unchanged=len(plan.unchanged),
+            chunks_embedded=len(new_chunks),
+            total_chunks=manifest.total_chunks,
+            skipped=skipped,
+            seconds=time.perf_counter() - started,
+            full_rebuild=plan.full,
+            rebuild_reason=plan.reason,
+            files=sorted(files, key=lambda f: f.source),
+            index_path=str(version),
+        )
+    finally:
+        lock.release()
+
+
+def check_seeds_dir(settings: Settings) -> None:
+    if not settings.seeds_dir.is_dir():
+        raise EmptyCorpusError(f"the seeds folder {settings.seeds_dir} does not exist")
+
+
+def _check_chunk_size(settings: Settings, embedder: Embedder) -> None:
+    limit = embedder.content_tokens
+    if settings.chunk_tokens > limit:
+        raise ConfigError(
+            f"chunk_tokens is {settings.chunk_tokens} but the model reads at most {limit} tokens of text; "
+            "choose a smaller size"
+        )
+
+
+def _read_corpus(settings: Settings) -> tuple[list[Document], list[tuple[str, str]]]:
+    seeds, skipped = discover(settings.seeds_dir, settings.extensions)
+    documents = []
+    for seed in seeds:
+        doc, reason = read_seed(seed, settings.max_file_bytes)
+        if doc is None:
+            skipped.append((seed.source, reason))
+        else:
+            documents.append(doc)
+    for source, reason in skipped:
+        log.warning("Skipped %s: %s", source, reason)
+    return documents, sorted(skipped)
+
+
+def _previous(settings: Settings, embedder: Embedder) -> tuple[IndexReader | None, Manifest | None, str]:
+    """The live build, if it can be updated in place; else why a full rebuild is needed."""
+    try:
+        version = current_version(settings.index_dir)
+        if version is None:
+            return None, None, ""
+        manifest = read_manifest(version)
+    except (IndexCorruptError, IndexMismatchError) as exc:
+        return None, None, f"the existing index cannot be reused ({exc})"
+    if (manifest.model_id, manifest.model_fingerprint, manifest.dim) != (
+        embedder.model_id,
+        embedder.fingerprint,
+        embedder.dim,
+    ):
+        return None, None, f"the model changed from {manifest.model_id} to {embedder.model_id}"
+    if manifest.chunker != settings.chunker_settings():
+        return None, None, f"the chunker settings changed from {manifest.chunker} to {settings.chunker_settings()}"
+    try:
+        reader = IndexReader.open_version(version)
+    except (IndexCorruptError, IndexMismatchError) as exc:
+        return None, None, f"the existing index cannot be reused ({exc})"
+    return reader, manifest, ""
+
+
+def _plan(documents: list[Document], old: Manifest | None, full: bool, reason: str) -> Plan:
+    if old is None or full:
+        why = reason or ("--full was asked for" if full and old is not None else "")
+        return Plan(True, why, documents, [], [], [])
+    current = {d.source: d for d in documents}
+    added = [d for s, d in current.items() if s not in old.seeds]
+    changed = [d for s, d in current.items() if s in old.seeds and old.seeds[s].sha256 != d.sha256]
+    unchanged = [s for s, d in current.items() if s in old.seeds and old.seeds[s].sha256 == d.sha256]
+    removed = [s for s in old.seeds if s not in current]
+    return Plan(False, "", added, changed, removed, unchanged)
+
+
+def _embed_chunks(chunks: list[Chunk], settings: Settings, embedder: Embedder, show_progress: bool) -> np.ndarray:
+    texts = [_model_text(c, settings, embedder) for c in chunks]
+    parts = []
+    with tqdm(total=len(texts), unit="chunk", desc="Embedding", disable=not show_progress) as bar:
+        for i in range(0, len(texts), EMBED_GROUP):
+            group = texts[i : i + EMBED_GROUP]
+            parts.append(embedder.embed_documents(group))
+            bar.update(len(group))
+    return np.concatenate(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
+
+
+def _model_text(chunk: Chunk, settings: Settings, embedder: Embedder) -> str:
+    text = embedding_text(chunk, settings.title_context)
+    if text != chunk.text and embedder.count_tokens(text) > embedder.content_tokens:
+        return chunk.text  # the title would push the chunk past the model's limit
+    return text
+
+
+def index_sources(index_dir: Path) -> dict[str, str]:
+    """source -> sha256 for the live build (for staleness checks)."""
+    version = current_version(index_dir)
+    if version is None:
+        return {}
+    return {s: e.sha256 for s, e in read_manifest(version).seeds.items()}

@@ -1,0 +1,86 @@
+"""One validated settings object. Environment variables are read only by ``Settings.from_env``,
+which the public API, the CLI and the UI call at their edges."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from .errors import ConfigError
+from .model_build import DEFAULT_MODEL_ID
+
+ENV_VARS = {
+    "seeds_dir": "RAG_SEEDS_DIR",
+    "index_dir": "RAG_INDEX_DIR",
+    "model": "RAG_EMBEDDING_MODEL",
+    "max_file_bytes": "RAG_MAX_FILE_BYTES",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    seeds_dir: Path = Path("seeds")
+    index_dir: Path = Path("index")
+    model: str = DEFAULT_MODEL_ID  # a sentence-transformers name or a local directory
+    chunk_tokens: int = 160  # retrieval unit size, in the model's own tokens
+    chunk_overlap_tokens: int = 32
+    max_file_bytes: int = 10_000_000  # larger seeds are skipped with a reason, not read
+    clean_boilerplate: bool = True
+    title_context: bool = True  # embed each chunk with its document title in front
+    batch_size: int = 32
+    extensions: tuple[str, ...] = (".txt", ".md")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seeds_dir", Path(self.seeds_dir))
+        object.__setattr__(self, "index_dir", Path(self.index_dir))
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ConfigError(f"model must be a model name or a directory, got {self.model!r}")
+        _require_int("chunk_tokens", self.chunk_tokens, 16, 8192)
+        _require_int("chunk_overlap_tokens", self.chunk_overlap_tokens, 0, self.chunk_tokens - 1)
+        _require_int("max_file_bytes", self.max_file_bytes, 1, 2**40)
+        _require_int("batch_size", self.batch_size, 1, 4096)
+        if not self.extensions or any(not e.startswith(".") for e in self.extensions):
+            raise ConfigError(f"extensions must look like ('.txt', '.md'), got {self.extensions!r}")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
+        """Defaults, then ``RAG_*`` environment variables, then explicit non-None overrides."""
+        env = os.environ if environ is None else environ
+        values: dict = {}
+        for name, var in ENV_VARS.items():
+            raw = env.get(var, "").strip()
+            if raw:
+                values[name] = _parse_env(name, var, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def chunker_settings(self) -> dict:
+        """What the manifest records: a change here forces a full rebuild."""
+        return {
+            "chunk_tokens": self.chunk_tokens,
+            "chunk_overlap_tokens": self.chunk_overlap_tokens,
+            "clean_boilerplate": self.clean_boilerplate,
+            "title_context": self.title_context,
+        }
+
+
+def _require_int(name: str, value, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+
+
+def _parse_env(name: str, var: str, raw: str):
+    if name == "max_file_bytes":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{var} must be a whole number of bytes, got {raw!r}") from None
+    return raw

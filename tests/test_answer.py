@@ -1,0 +1,69 @@
+import pytest
+
+import rag
+from rag.answer import split_sentences
+
+
+def test_split_sentences_offsets():
+    text = "Première phrase. Deuxième phrase ? « Troisième ! »\nQuatrième ligne"
+    spans = split_sentences(text)
+    assert [text[a:b] for a, b in spans] == ["Première phrase.", "Deuxième phrase ?", "« Troisième ! »", "Quatrième ligne"]
+
+
+@pytest.mark.parametrize("bad", ["", "   \n\t", None, b"bytes", 42])
+def test_bad_questions_raise_a_clear_error(fake_settings, bad):
+    with pytest.raises(rag.InvalidQuestionError):
+        rag.answer(bad, settings=fake_settings)
+
+
+@pytest.mark.parametrize("k", [0, -1, True, 2.5])
+def test_bad_k_raises(fake_settings, k):
+    rag.build_index(settings=fake_settings)
+    with pytest.raises(rag.InvalidQuestionError):
+        rag.search("Amazon", k=k, settings=fake_settings)
+
+
+def test_k_larger_than_the_index_is_clamped(fake_settings):
+    report = rag.build_index(settings=fake_settings)
+    hits = rag.search("Amazon", k=10_000, settings=fake_settings)
+    assert len(hits) == report.total_chunks
+
+
+def test_over_long_question_is_cut_with_a_warning(fake_settings, caplog):
+    rag.build_index(settings=fake_settings)
+    hits = rag.search("Amazon client " * 2000, k=2, settings=fake_settings)
+    assert len(hits) == 2
+    assert "cut to the model's limit" in caplog.text
+
+
+def _assert_verbatim(ans: rag.Answer, seeds_dir):
+    for c in ans.citations:
+        source_text = (seeds_dir / c.source).read_text(encoding="utf-8")
+        assert source_text[c.start : c.end] == c.text
+        assert c.quote in c.text
+        assert source_text[c.quote_start : c.quote_end] == c.quote
+        assert f"[{c.n}]" in ans.text
+    markers = {int(m) for m in __import__("re").findall(r"\[(\d+)\]", ans.text)}
+    assert markers == {c.n for c in ans.citations}
+
+
+@pytest.mark.model
+def test_example_question_cites_the_pure_player_passage(real_settings):
+    ans = rag.answer("why do French trust pure-players?", settings=real_settings)
+    assert ans.found
+    assert ans.citations[0].source == "000_7e6f9a2e3c46846f.txt"
+    assert "pure-players" in ans.citations[0].text
+    _assert_verbatim(ans, real_settings.seeds_dir)
+
+
+@pytest.mark.model
+def test_french_question_is_answered_with_a_verbatim_quote(real_settings):
+    ans = rag.answer("Qui a écrit la biographie d'Amazon citée dans l'article ?", settings=real_settings)
+    assert ans.found and any("Brad Stone" in c.quote for c in ans.citations)
+    _assert_verbatim(ans, real_settings.seeds_dir)
+
+
+@pytest.mark.model
+def test_unrelated_question_is_declined(real_settings):
+    ans = rag.answer("What is the population of Tokyo?", settings=real_settings)
+    assert not ans.found and ans.citations == [] and "could not find" in ans.text

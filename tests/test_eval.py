@@ -1,0 +1,27 @@
+"""The development question set: recall and decline figures, printed, with floors."""
+
+import pytest
+
+import rag
+from rag import evaluate
+from tests.conftest import DEV_QA
+
+
+@pytest.mark.model
+def test_dev_set_recall(real_settings, capsys):
+    result = evaluate.run(
+        DEV_QA,
+        lambda q, k: rag.search(q, k=k, settings=real_settings),
+        lambda q: rag.answer(q, settings=real_settings),
+    )
+    with capsys.disabled():
+        print("\n[dev set]\n" + evaluate.format_table(result))
+    assert result.recall_at[5] >= 0.8
+    assert result.recall_at[1] >= 0.6
+    assert result.mrr >= 0.7
+
+
+def test_is_hit_normalises_apostrophes_and_spaces():
+    q = evaluate.EvalQuestion(q="?", source="dir/000_x.txt", keys=["l'enseigne  préférée"])
+    assert evaluate.is_hit(q, "000_x.txt", "C’est L’enseigne\u00a0préférée des Français")
+    assert not evaluate.is_hit(q, "001_y.txt", "l'enseigne préférée")
