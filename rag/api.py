@@ -12,7 +12,7 @@ from pathlib import Path
 from . import answer as answer_mod
 from . import embed, indexer
 from .errors import IndexCorruptError, IndexNotFoundError
-from .retrieve import clamp_k, dense_search, fit_to_model, validate_question
+from .retrieve import Scored, clamp_k, fit_to_model, rank, validate_question
 from .settings import Settings
 from .store import IndexReader, check_compatible, current_version
 from .types import Answer, Hit, IndexReport, IndexStatus
@@ -97,7 +97,7 @@ def search(question: str, k: int = 5, index_dir=None, *, seeds_dir=None, model=N
     text = fit_to_model(text, embedder)
     reader = _reader(s, embedder)
     k = clamp_k(k, reader.ntotal)
-    return dense_search(reader, embedder.embed_query(text), k)
+    return [s.to_hit() for s in rank(reader, text, embedder.embed_query(text), k)]
 
 
 def answer(question: str, k: int = 5, index_dir=None, seeds_dir=None, *, model=None, settings=None) -> Answer:
@@ -108,16 +108,15 @@ def answer(question: str, k: int = 5, index_dir=None, seeds_dir=None, *, model=N
     text = fit_to_model(text, embedder)
     reader = _reader(s, embedder)
     k = clamp_k(k, reader.ntotal)
-    qvec = embedder.embed_query(text)
-    hits = dense_search(reader, qvec, k)
-    found, confidence, reason = decide(hits)
-    return answer_mod.compose(question, qvec, hits, embedder, found=found, confidence=confidence, reason=reason)
+    ranked = rank(reader, text, embedder.embed_query(text), k)
+    found, confidence, reason = decide(ranked)
+    return answer_mod.compose(question, ranked, found=found, confidence=confidence, reason=reason)
 
 
-def decide(hits: list[Hit]) -> tuple[bool, float, str]:
-    if not hits:
+def decide(ranked: list[Scored]) -> tuple[bool, float, str]:
+    if not ranked:
         return False, 0.0, "the index returned no passage"
-    best = hits[0].score
+    best = max(s.dense for s in ranked)
     if best < MIN_SCORE:
         return False, best, f"the best passage scores {best:.3f}, below {MIN_SCORE}"
     return True, best, f"the best passage scores {best:.3f}"

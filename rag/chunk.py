@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -9,6 +10,9 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 from .clean import sections
 from .types import Chunk, Document
 
+# A sentence ends at . ! ? … (optionally closed by a quote or bracket) before white space, or at a line break.
+_SENTENCE_END = re.compile(r"(?<=[.!?…])(?:[\u00a0 ]?[»”\"')\]])?\s+|\n+")
+MAX_SENTENCES_PER_CHUNK = 1023  # sentence vector ids are chunk_id * 1024 + position
 # Paragraphs first, then lines, then sentences, then clauses, then words.
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "… ", "; ", ": ", ", ", " ", ""]
 
@@ -55,14 +59,34 @@ def chunk_document(
                     start=start,
                     end=start + len(piece),
                     title=section.title,
+                    sentences=tuple(split_sentences(piece)[:MAX_SENTENCES_PER_CHUNK]),
                 )
             )
             cursor = local + 1
     return chunks
 
 
-def embedding_text(chunk: Chunk, with_title: bool) -> str:
-    """What the model sees for a chunk: its title as context (when it adds anything), then the text."""
-    if with_title and chunk.title and chunk.title not in chunk.text:
-        return f"{chunk.title}\n{chunk.text}"
-    return chunk.text
+def embedding_text(title: str, text: str, with_title: bool) -> str:
+    """What the model sees: the title as context (when it adds anything), then the text."""
+    if with_title and title and title not in text:
+        return f"{title}\n{text}"
+    return text
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence in ``text``, white space trimmed."""
+    spans = []
+    pos = 0
+    for m in _SENTENCE_END.finditer(text):
+        spans.append((pos, m.start() + len(m.group(0).rstrip())))
+        pos = m.end()
+    spans.append((pos, len(text)))
+    out = []
+    for a, b in spans:
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if b > a:
+            out.append((a, b))
+    return out

@@ -20,11 +20,12 @@ from .store import (
     IndexReader,
     Manifest,
     SeedEntry,
-    copy_vector_index,
+    copy_vector_indexes,
     current_version,
     library_versions,
     new_vector_index,
     read_manifest,
+    sentence_ids,
     write_version,
 )
 from .types import Chunk, Document, IndexReport, SeedChange
@@ -97,23 +98,27 @@ def build_index(
             next_id += len(chunks)
             per_doc[doc.source] = chunks
             new_chunks += chunks
-        vectors = _embed_chunks(new_chunks, settings, embedder, show_progress)
+        vectors, sentence_vectors = _embed_chunks(new_chunks, settings, embedder, show_progress)
 
         if plan.full or old_reader is None:
-            index = new_vector_index(embedder.dim)
+            index, sentence_index = new_vector_index(embedder.dim), new_vector_index(embedder.dim)
             remove_ids: list[int] = []
             base_db = None
             seeds: dict[str, SeedEntry] = {}
         else:
-            index = copy_vector_index(old_reader)
-            gone = [s for s in plan.removed] + [d.source for d in plan.changed]
+            index, sentence_index = copy_vector_indexes(old_reader)
+            gone = list(plan.removed) + [d.source for d in plan.changed]
             remove_ids = [i for s in gone for i in old_manifest.seeds[s].chunk_ids]
             if remove_ids:
                 index.remove_ids(np.asarray(remove_ids, dtype=np.int64))
+                old_sentences = [i for c in old_reader.chunks(remove_ids) for i in sentence_ids(c)]
+                sentence_index.remove_ids(np.asarray(old_sentences, dtype=np.int64))
             base_db = old_reader.version_dir / "chunks.sqlite"
             seeds = {s: e for s, e in old_manifest.seeds.items() if s in plan.unchanged}
         if new_chunks:
             index.add_with_ids(vectors, np.asarray([c.id for c in new_chunks], dtype=np.int64))
+            ids = np.asarray([i for c in new_chunks for i in sentence_ids(c)], dtype=np.int64)
+            sentence_index.add_with_ids(sentence_vectors, ids)
         for doc in plan.added + plan.changed:
             seeds[doc.source] = SeedEntry(
                 sha256=doc.sha256,
@@ -133,7 +138,7 @@ def build_index(
             library_versions=library_versions(),
         )
         version = write_version(
-            settings.index_dir, manifest, index, base_db, remove_ids, new_chunks, crash_hook=crash_hook
+            settings.index_dir, manifest, index, sentence_index, base_db, remove_ids, new_chunks, crash_hook=crash_hook
         )
         files += [SeedChange(d.source, "added", len(per_doc[d.source])) for d in plan.added]
         files += [SeedChange(d.source, "changed", len(per_doc[d.source])) for d in plan.changed]
@@ -223,22 +228,29 @@ def _plan(documents: list[Document], old: Manifest | None, full: bool, reason: s
     return Plan(False, "", added, changed, removed, unchanged)
 
 
-def _embed_chunks(chunks: list[Chunk], settings: Settings, embedder: Embedder, show_progress: bool) -> np.ndarray:
-    texts = [_model_text(c, settings, embedder) for c in chunks]
+def _embed_chunks(
+    chunks: list[Chunk], settings: Settings, embedder: Embedder, show_progress: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors for the chunks and for every sentence of them, in one pass over the model."""
+    chunk_texts = [_model_text(c, c.text, settings, embedder) for c in chunks]
+    sentence_texts = [_model_text(c, c.text[a:b], settings, embedder) for c in chunks for a, b in c.sentences]
+    texts = chunk_texts + sentence_texts
     parts = []
-    with tqdm(total=len(texts), unit="chunk", desc="Embedding", disable=not show_progress) as bar:
+    with tqdm(total=len(texts), unit="text", desc="Embedding", disable=not show_progress) as bar:
         for i in range(0, len(texts), EMBED_GROUP):
             group = texts[i : i + EMBED_GROUP]
             parts.append(embedder.embed_documents(group))
             bar.update(len(group))
-    return np.concatenate(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
+    vectors = np.concatenate(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
+    return vectors[: len(chunk_texts)], vectors[len(chunk_texts) :]
 
 
-def _model_text(chunk: Chunk, settings: Settings, embedder: Embedder) -> str:
-    text = embedding_text(chunk, settings.title_context)
-    if text != chunk.text and embedder.count_tokens(text) > embedder.content_tokens:
-        return chunk.text  # the title would push the chunk past the model's limit
-    return text
+def _model_text(chunk: Chunk, text: str, settings: Settings, embedder: Embedder) -> str:
+    """The title goes in front as context, unless it is already there or would pass the model's limit."""
+    with_title = embedding_text(chunk.title, text, settings.title_context)
+    if with_title != text and embedder.count_tokens(with_title) > embedder.content_tokens:
+        return text
+    return with_title
 
 
 def index_sources(index_dir: Path) -> dict[str, str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from .clean import find_title
 from .types import Document
 
+_WESTERN = {"cp1252", "latin_1", "iso8859_15", "iso8859_1", "windows-1252"}
 _BINARY_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"%PDF", b"PK\x03\x04", b"\x7fELF")
 
 
@@ -95,12 +96,15 @@ def decode_text(raw: bytes) -> tuple[str, str] | None:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(raw[:200_000]).best()
-    candidates = [best.encoding] if best is not None else []
-    candidates += ["cp1252", "latin-1"]
+    # Short legacy files are ambiguous between code pages; the articles are French, so a
+    # Western code page wins whenever the detector finds it plausible at all.
+    matches = list(from_bytes(raw[:200_000]))
+    names = [m.encoding for m in matches]
+    candidates = [e for e in names if e in _WESTERN] and ["cp1252"]
+    candidates += names + ["cp1252", "latin-1"]
     for enc in candidates:
         result = _strict(raw, enc)
-        if result is not None and _looks_like_text(result[0]):
+        if result is not None:
             return result
     return None
 

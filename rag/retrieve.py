@@ -1,19 +1,46 @@
-"""Find the chunks that answer a question."""
+"""Find the chunks that answer a question: dense chunk and sentence scores, fused with BM25."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import unicodedata
+from dataclasses import dataclass
 
 import numpy as np
 
 from .embed import Embedder
 from .errors import InvalidQuestionError
-from .store import IndexReader
-from .types import Hit
+from .lexical import LexicalIndex, question_language, tokens
+from .store import SENTENCE_STRIDE, IndexReader
+from .types import Chunk, Hit
 
 log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 100_000  # longer input is cut before it reaches the tokenizer
+POOL = 60  # candidates gathered from each retriever before fusion
+RRF_K = 60  # the usual reciprocal-rank-fusion constant
+SENTENCE_WEIGHT = 0.5  # a chunk's dense score: this share from its best sentence, the rest from the whole chunk
+# How much the BM25 ranking counts, by question language: the seeds are French, and an
+# English question shares few words with them (names and cognates only).
+LEXICAL_WEIGHT = {"fr": 1.0, "unknown": 0.5, "en": 0.3}
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A candidate chunk with every signal the ranking and the answer need."""
+
+    chunk: Chunk
+    dense: float  # blended chunk/sentence cosine
+    chunk_cosine: float
+    sentence_cosines: tuple[float, ...]  # one per sentence span of the chunk
+    lexical: float  # BM25 score (0 when no query word matches)
+    dense_rank: int
+    lexical_rank: int | None
+    fused: float
+
+    def to_hit(self) -> Hit:
+        c = self.chunk
+        return Hit(c.source, c.text, c.start, c.end, round(self.dense, 4), c.title, c.id)
 
 
 def validate_question(question) -> str:
@@ -41,18 +68,62 @@ def fit_to_model(text: str, embedder: Embedder) -> str:
     return text
 
 
-def dense_search(reader: IndexReader, query_vec: np.ndarray, k: int) -> list[Hit]:
-    pairs = reader.search(query_vec, k)
-    chunks = reader.chunks([i for i, _ in pairs])
-    return [
-        Hit(source=c.source, text=c.text, start=c.start, end=c.end, score=s, title=c.title, chunk_id=c.id)
-        for c, (_, s) in zip(chunks, pairs)
-    ]
-
-
 def clamp_k(k, total: int) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise InvalidQuestionError(f"k must be a whole number, got {k!r}")
     if k < 1:
         raise InvalidQuestionError(f"k must be at least 1, got {k}")
     return min(int(k), total)
+
+
+_lexical_cache: dict[str, LexicalIndex] = {}
+_lexical_lock = threading.Lock()
+
+
+def lexical_index(reader: IndexReader) -> LexicalIndex:
+    """BM25 over a build's chunks, made once per build and kept while it is live."""
+    key = str(reader.version_dir)
+    with _lexical_lock:
+        if key not in _lexical_cache:
+            chunks = list(reader.iter_chunks())
+            _lexical_cache.clear()  # one build at a time is live; drop the old one
+            _lexical_cache[key] = LexicalIndex([c.id for c in chunks], [f"{c.title}\n{c.text}" for c in chunks])
+        return _lexical_cache[key]
+
+
+def rank(reader: IndexReader, question: str, query_vec: np.ndarray, k: int) -> list[Scored]:
+    """The ``k`` best chunks for the question, by fused rank."""
+    pool = min(reader.ntotal, max(POOL, 4 * k))
+    candidates = {i for i, _ in reader.search(query_vec, pool)}
+    candidates |= {cid for cid, _, _ in reader.search_sentences(query_vec, 3 * pool)}
+    lexical = lexical_index(reader)
+    bm25 = lexical.scores(question)
+    lex_order = [int(i) for i in np.argsort(-bm25)[:pool] if bm25[i] > 0]
+    lex_ids = [int(lexical.ids[i]) for i in lex_order]
+    candidates |= set(lex_ids)
+    lexical_rank = {cid: r for r, cid in enumerate(lex_ids, 1)}
+    lexical_score = {int(lexical.ids[i]): float(bm25[i]) for i in lex_order}
+
+    ids = sorted(candidates)
+    chunks = reader.chunks(ids)
+    chunk_cos = reader.vectors_for(ids) @ query_vec
+    scored = []
+    for chunk, cc in zip(chunks, chunk_cos):
+        sids = [chunk.id * SENTENCE_STRIDE + j for j in range(len(chunk.sentences))]
+        sent = tuple(float(x) for x in (reader.sentence_vectors_for(sids) @ query_vec)) if sids else ()
+        best_sentence = max(sent) if sent else float(cc)
+        dense = (1 - SENTENCE_WEIGHT) * float(cc) + SENTENCE_WEIGHT * best_sentence
+        scored.append((chunk, dense, float(cc), sent))
+    scored.sort(key=lambda t: -t[1])
+    weight = LEXICAL_WEIGHT[question_language(question)]
+    out = []
+    for dense_rank, (chunk, dense, cc, sent) in enumerate(scored, 1):
+        lr = lexical_rank.get(chunk.id)
+        fused = 1 / (RRF_K + dense_rank) + (weight / (RRF_K + lr) if lr else 0.0)
+        out.append(Scored(chunk, dense, cc, sent, lexical_score.get(chunk.id, 0.0), dense_rank, lr, fused))
+    out.sort(key=lambda s: -s.fused)
+    return out[:k]
+
+
+def question_terms(question: str) -> set[str]:
+    return set(tokens(question))

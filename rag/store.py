@@ -4,8 +4,9 @@ Layout of ``index_dir``::
 
     CURRENT            name of the live version (replaced atomically with os.replace)
     v-<time>-<rand>/   one complete, immutable build
-        vectors.faiss  IndexIDMap2 over inner product (vectors are normalised)
-        chunks.sqlite  one row per chunk: id, source, start, end, title, text
+        vectors.faiss  IndexIDMap2 over inner product (vectors are normalised), one per chunk
+        sentences.faiss  the same, one vector per sentence (id = chunk id * 1024 + position)
+        chunks.sqlite  one row per chunk: id, source, start, end, title, text, sentence spans
         manifest.json  written last; lists every file's sha256
     .lock              held while a build runs
 
@@ -32,11 +33,14 @@ import numpy as np
 from .errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from .types import Chunk
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
+SENTENCE_VECTORS = "sentences.faiss"
+SENTENCE_STRIDE = 1024
 CHUNKS_DB = "chunks.sqlite"
+DATA_FILES = (VECTORS, SENTENCE_VECTORS, CHUNKS_DB)
 REBUILD_HINT = "run `rag index --full` to rebuild it"
 
 
@@ -140,11 +144,12 @@ def check_compatible(manifest: Manifest, model_id: str, fingerprint: str, dim: i
 class IndexReader:
     """One loaded, immutable build. Safe to share between threads."""
 
-    def __init__(self, version_dir: Path, manifest: Manifest, vectors, db: sqlite3.Connection) -> None:
+    def __init__(self, version_dir: Path, manifest: Manifest, vectors, sentence_vectors, db: sqlite3.Connection) -> None:
         self.version_dir = version_dir
         self.version = version_dir.name
         self.manifest = manifest
         self._vectors = vectors
+        self._sentence_vectors = sentence_vectors
         self._db = db
         self._db_lock = threading.Lock()
 
@@ -160,7 +165,7 @@ class IndexReader:
         import faiss
 
         manifest = read_manifest(version_dir)
-        for name in (VECTORS, CHUNKS_DB):
+        for name in DATA_FILES:
             path = version_dir / name
             if not path.is_file():
                 raise IndexCorruptError(f"the index file {path} is missing; {REBUILD_HINT}")
@@ -169,8 +174,9 @@ class IndexReader:
                 raise IndexCorruptError(f"the index file {path} is damaged (checksum mismatch); {REBUILD_HINT}")
         try:
             vectors = faiss.read_index(str(version_dir / VECTORS))
+            sentence_vectors = faiss.read_index(str(version_dir / SENTENCE_VECTORS))
         except RuntimeError as exc:
-            raise IndexCorruptError(f"cannot read {version_dir / VECTORS}: {exc}; {REBUILD_HINT}") from exc
+            raise IndexCorruptError(f"cannot read the vectors in {version_dir}: {exc}; {REBUILD_HINT}") from exc
         uri = f"file:{(version_dir / CHUNKS_DB).as_posix()}?mode=ro&immutable=1"
         db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         try:
@@ -178,13 +184,17 @@ class IndexReader:
         except sqlite3.DatabaseError as exc:
             db.close()
             raise IndexCorruptError(f"the chunk table in {version_dir} is damaged: {exc}; {REBUILD_HINT}") from exc
-        if not (rows == vectors.ntotal == manifest.total_chunks) or vectors.d != manifest.dim:
+        if (
+            not (rows == vectors.ntotal == manifest.total_chunks)
+            or vectors.d != manifest.dim
+            or sentence_vectors.d != manifest.dim
+        ):
             db.close()
             raise IndexCorruptError(
                 f"the index at {version_dir} is inconsistent: {vectors.ntotal} vectors, {rows} chunk rows, "
                 f"{manifest.total_chunks} chunks in the manifest; {REBUILD_HINT}"
             )
-        return cls(version_dir, manifest, vectors, db)
+        return cls(version_dir, manifest, vectors, sentence_vectors, db)
 
     @property
     def ntotal(self) -> int:
@@ -198,8 +208,19 @@ class IndexReader:
         scores, ids = self._vectors.search(np.asarray(query, dtype=np.float32).reshape(1, -1), k)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
+    def search_sentences(self, query: np.ndarray, k: int) -> list[tuple[int, int, float]]:
+        """(chunk id, sentence position, cosine) for the ``k`` closest sentences, best first."""
+        k = max(0, min(int(k), int(self._sentence_vectors.ntotal)))
+        if k == 0:
+            return []
+        scores, ids = self._sentence_vectors.search(np.asarray(query, dtype=np.float32).reshape(1, -1), k)
+        return [(int(i) // SENTENCE_STRIDE, int(i) % SENTENCE_STRIDE, float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
     def vectors_for(self, ids: Iterable[int]) -> np.ndarray:
         return np.stack([self._vectors.reconstruct(int(i)) for i in ids])
+
+    def sentence_vectors_for(self, ids: Iterable[int]) -> np.ndarray:
+        return np.stack([self._sentence_vectors.reconstruct(int(i)) for i in ids])
 
     def chunks(self, ids: list[int]) -> list[Chunk]:
         """Chunks by id, in the order asked for; unknown ids are an error."""
@@ -208,9 +229,9 @@ class IndexReader:
         marks = ",".join("?" * len(ids))
         with self._db_lock:
             rows = self._db.execute(
-                f"SELECT id, source, text, start, end, title FROM chunks WHERE id IN ({marks})", list(ids)
+                f"SELECT {_COLUMNS} FROM chunks WHERE id IN ({marks})", list(ids)
             ).fetchall()
-        by_id = {r[0]: Chunk(id=r[0], source=r[1], text=r[2], start=r[3], end=r[4], title=r[5]) for r in rows}
+        by_id = {r[0]: _chunk(r) for r in rows}
         missing = [i for i in ids if i not in by_id]
         if missing:
             raise IndexCorruptError(f"chunk ids {missing[:5]} have no metadata in {self.version_dir}; {REBUILD_HINT}")
@@ -218,16 +239,31 @@ class IndexReader:
 
     def iter_chunks(self) -> Iterator[Chunk]:
         with self._db_lock:
-            rows = self._db.execute("SELECT id, source, text, start, end, title FROM chunks ORDER BY id").fetchall()
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM chunks ORDER BY id").fetchall()
         for r in rows:
-            yield Chunk(id=r[0], source=r[1], text=r[2], start=r[3], end=r[4], title=r[5])
+            yield _chunk(r)
 
     def raw_vectors(self):
         return self._vectors
 
+    def raw_sentence_vectors(self):
+        return self._sentence_vectors
+
     def close(self) -> None:
         with self._db_lock:
             self._db.close()
+
+
+_COLUMNS = "id, source, text, start, end, title, sentences"
+
+
+def _chunk(row) -> Chunk:
+    spans = tuple((int(a), int(b)) for a, b in json.loads(row[6]))
+    return Chunk(id=row[0], source=row[1], text=row[2], start=row[3], end=row[4], title=row[5], sentences=spans)
+
+
+def sentence_ids(chunk: Chunk) -> list[int]:
+    return [chunk.id * SENTENCE_STRIDE + j for j in range(len(chunk.sentences))]
 
 
 # ----------------------------------------------------------------------------- writing
@@ -239,16 +275,18 @@ def new_vector_index(dim: int):
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
 
-def copy_vector_index(reader: IndexReader):
+def copy_vector_indexes(reader: IndexReader):
+    """Editable copies of a build's chunk and sentence vectors."""
     import faiss
 
-    return faiss.clone_index(reader.raw_vectors())
+    return faiss.clone_index(reader.raw_vectors()), faiss.clone_index(reader.raw_sentence_vectors())
 
 
 def write_version(
     index_dir: Path,
     manifest: Manifest,
     vectors,
+    sentence_vectors,
     base_db: Path | None,
     remove_ids: list[int],
     add_chunks: list[Chunk],
@@ -271,13 +309,14 @@ def write_version(
         try:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS chunks (id INTEGER PRIMARY KEY, source TEXT NOT NULL, "
-                "start INTEGER NOT NULL, end INTEGER NOT NULL, title TEXT NOT NULL, text TEXT NOT NULL)"
+                "start INTEGER NOT NULL, end INTEGER NOT NULL, title TEXT NOT NULL, text TEXT NOT NULL, "
+                "sentences TEXT NOT NULL)"
             )
             db.execute("CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source)")
             db.executemany("DELETE FROM chunks WHERE id = ?", [(i,) for i in remove_ids])
             db.executemany(
-                "INSERT INTO chunks (id, source, start, end, title, text) VALUES (?, ?, ?, ?, ?, ?)",
-                [(c.id, c.source, c.start, c.end, c.title, c.text) for c in add_chunks],
+                "INSERT INTO chunks (id, source, start, end, title, text, sentences) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(c.id, c.source, c.start, c.end, c.title, c.text, json.dumps(c.sentences)) for c in add_chunks],
             )
             db.commit()
             if remove_ids:
@@ -286,11 +325,12 @@ def write_version(
             db.close()
         _hook(crash_hook, "chunks-written")
         faiss.write_index(vectors, str(tmp / VECTORS))
+        faiss.write_index(sentence_vectors, str(tmp / SENTENCE_VECTORS))
         _hook(crash_hook, "vectors-written")
-        files = {name: sha256_path(tmp / name) for name in (VECTORS, CHUNKS_DB)}
+        files = {name: sha256_path(tmp / name) for name in DATA_FILES}
         final = Manifest(**{**asdict(manifest), "seeds": manifest.seeds, "files": files})
         _write_synced(tmp / MANIFEST, final.to_json())
-        for name in (VECTORS, CHUNKS_DB):
+        for name in DATA_FILES:
             _fsync_file(tmp / name)
         _fsync_dir(tmp)
         _hook(crash_hook, "version-complete")

@@ -26,6 +26,7 @@ class Chunk:
     start: int
     end: int
     title: str = ""  # the article (or post) title, shown in citations and embedded as context
+    sentences: tuple[tuple[int, int], ...] = ()  # sentence spans, relative to ``text``
 
 
 @dataclass(frozen=True)

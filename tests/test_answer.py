@@ -1,7 +1,7 @@
 import pytest
 
 import rag
-from rag.answer import split_sentences
+from rag.chunk import split_sentences
 
 
 def test_split_sentences_offsets():
