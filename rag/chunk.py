@@ -12,6 +12,7 @@ from .types import Chunk, Document
 
 # A sentence ends at . ! ? … (optionally closed by a quote or bracket) before white space, or at a line break.
 _SENTENCE_END = re.compile(r"(?<=[.!?…])(?:[\u00a0 ]?[»”\"')\]])?\s+|\n+")
+MIN_CHUNK_TOKENS = 24  # shorter pieces (headings, captions) join their neighbour
 MAX_SENTENCES_PER_CHUNK = 1023  # sentence vector ids are chunk_id * 1024 + position
 # Paragraphs first, then lines, then sentences, then clauses, then words.
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "… ", "; ", ": ", ", ", " ", ""]
@@ -42,28 +43,51 @@ def chunk_document(
     chunks: list[Chunk] = []
     spans = sections(doc.text, doc.title, clean=clean) or sections(doc.text, doc.title, clean=False)
     for section in spans:
-        body = doc.text[section.start : section.end]
-        cursor = 0
-        for piece in splitter.split_text(body):
-            local = body.find(piece, cursor)
-            if local < 0:  # overlap can move the match before the cursor
-                local = body.find(piece)
-            if local < 0:
-                raise AssertionError(f"chunker lost the offset of a piece of {doc.source}")
-            start = section.start + local
+        for start, end in _pieces(doc.text, section.start, section.end, splitter, count_tokens):
+            piece = doc.text[start:end]
             chunks.append(
                 Chunk(
                     id=first_id + len(chunks),
                     source=doc.source,
                     text=piece,
                     start=start,
-                    end=start + len(piece),
+                    end=end,
                     title=section.title,
                     sentences=tuple(split_sentences(piece)[:MAX_SENTENCES_PER_CHUNK]),
                 )
             )
-            cursor = local + 1
     return chunks
+
+
+def _pieces(text: str, start: int, end: int, splitter, count_tokens) -> list[tuple[int, int]]:
+    """Absolute (start, end) of the splitter's pieces of ``text[start:end]``; a piece too short
+    to stand alone (a heading) is joined to the next one, or to the previous one at the end."""
+    body = text[start:end]
+    spans: list[tuple[int, int]] = []
+    cursor = 0
+    for piece in splitter.split_text(body):
+        local = body.find(piece, cursor)
+        if local < 0:  # overlap can move the match before the cursor
+            local = body.find(piece)
+        if local < 0:
+            raise AssertionError("the chunker lost the offset of a piece")
+        spans.append((start + local, start + local + len(piece)))
+        cursor = local + 1
+    merged: list[tuple[int, int]] = []
+    pending: int | None = None
+    for a, b in spans:
+        if pending is not None:
+            a, pending = pending, None
+        if count_tokens(text[a:b]) < MIN_CHUNK_TOKENS:
+            pending = a
+            continue
+        merged.append((a, b))
+    if pending is not None:
+        if merged:
+            merged[-1] = (merged[-1][0], spans[-1][1])
+        else:
+            merged.append((pending, spans[-1][1]))
+    return merged
 
 
 def embedding_text(title: str, text: str, with_title: bool) -> str:

@@ -31,6 +31,7 @@ _POST_FOOTER = re.compile(r"publié dans .*\|\s*lien permanent", re.IGNORECASE)
 _DATE_LINE = re.compile(r"^\d{1,2}/\d{1,2}/\d{2,4}$")
 _MENU_RUN = 5  # this many short lines in a row are navigation, not prose
 _MENU_WORDS = 4
+_MIN_SECTION_WORDS = 15
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,9 @@ def sections(text: str, doc_title: str, clean: bool = True) -> list[Section]:
             new_post = True
             continue
         if bad:
-            flush()
+            # a heading or a caption alone says little: it joins the prose after the chrome
+            if sum(len(x.text.split()) for x in span) >= _MIN_SECTION_WORDS:
+                flush()
             continue
         if new_post:
             flush()

@@ -11,7 +11,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from .chunk import chunk_document, embedding_text
+from .chunk import MIN_CHUNK_TOKENS, chunk_document, embedding_text
 from .embed import Embedder
 from .errors import ConfigError, EmptyCorpusError, IndexBusyError, IndexCorruptError, IndexMismatchError
 from .ingest import discover, read_seed
@@ -20,6 +20,7 @@ from .store import (
     IndexReader,
     Manifest,
     SeedEntry,
+    collect_garbage,
     copy_vector_indexes,
     current_version,
     library_versions,
@@ -31,6 +32,7 @@ from .store import (
 from .types import Chunk, Document, IndexReport, SeedChange
 
 log = logging.getLogger(__name__)
+LOCK_FILE = ".lock"
 EMBED_GROUP = 256  # chunks per call to the model: large enough to batch well, small enough for progress
 
 
@@ -58,22 +60,31 @@ def build_index(
     _check_chunk_size(settings, embedder)
     check_seeds_dir(settings)
     settings.index_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(settings.index_dir / ".lock"))
+    lock = FileLock(str(settings.index_dir / LOCK_FILE))
     try:
-        lock.acquire(timeout=-1 if wait else 0)
+        lock.acquire(blocking=False)
     except Timeout:
-        raise IndexBusyError(f"another rebuild of {settings.index_dir} is running; try again when it ends") from None
+        if not wait:
+            raise IndexBusyError(
+                f"another rebuild of {settings.index_dir} is running; try again when it ends "
+                "(without --no-wait, `rag index` waits for it)"
+            ) from None
+        log.warning("Another rebuild of %s is running: waiting for it to end.", settings.index_dir)
+        lock.acquire(timeout=-1)
+    old_reader = None
     try:
+        _hook(crash_hook, "locked")
         documents, skipped = _read_corpus(settings)
         if not documents:
             detail = f" ({len(skipped)} file(s) skipped)" if skipped else ""
             raise EmptyCorpusError(
                 f"no readable .txt or .md document in {settings.seeds_dir}{detail}; nothing was indexed"
             )
-        old_reader, old_manifest, reason = _previous(settings, embedder)
+        old_reader, old_manifest, reason = _previous(settings, embedder, full)
         plan = _plan(documents, old_manifest, full, reason)
         files = [SeedChange(s, "skipped", reason=r) for s, r in skipped]
         if old_manifest is not None and not plan.full and not plan.added and not plan.changed and not plan.removed:
+            collect_garbage(settings.index_dir, keep=None)  # what a killed rebuild left behind
             files += [SeedChange(s, "unchanged", len(old_manifest.seeds[s].chunk_ids)) for s in plan.unchanged]
             return IndexReport(
                 added=0, changed=0, removed=0, unchanged=len(plan.unchanged), chunks_embedded=0,
@@ -99,6 +110,7 @@ def build_index(
             per_doc[doc.source] = chunks
             new_chunks += chunks
         vectors, sentence_vectors = _embed_chunks(new_chunks, settings, embedder, show_progress)
+        _hook(crash_hook, "embedded")
 
         if plan.full or old_reader is None:
             index, sentence_index = new_vector_index(embedder.dim), new_vector_index(embedder.dim)
@@ -144,8 +156,6 @@ def build_index(
         files += [SeedChange(d.source, "changed", len(per_doc[d.source])) for d in plan.changed]
         files += [SeedChange(s, "removed") for s in plan.removed]
         files += [SeedChange(s, "unchanged", len(seeds[s].chunk_ids)) for s in plan.unchanged if s in seeds]
-        if old_reader is not None:
-            old_reader.close()
         return IndexReport(
             added=len(plan.added),
             changed=len(plan.changed),
@@ -161,7 +171,14 @@ def build_index(
             index_path=str(version),
         )
     finally:
+        if old_reader is not None:
+            old_reader.close()
         lock.release()
+
+
+def _hook(crash_hook, point: str) -> None:
+    if crash_hook is not None:
+        crash_hook(point)
 
 
 def check_seeds_dir(settings: Settings) -> None:
@@ -170,7 +187,7 @@ def check_seeds_dir(settings: Settings) -> None:
 
 
 def _check_chunk_size(settings: Settings, embedder: Embedder) -> None:
-    limit = embedder.content_tokens
+    limit = embedder.content_tokens - MIN_CHUNK_TOKENS  # a heading may join a full chunk
     if settings.chunk_tokens > limit:
         raise ConfigError(
             f"chunk_tokens is {settings.chunk_tokens} but the model reads at most {limit} tokens of text; "
@@ -192,7 +209,9 @@ def _read_corpus(settings: Settings) -> tuple[list[Document], list[tuple[str, st
     return documents, sorted(skipped)
 
 
-def _previous(settings: Settings, embedder: Embedder) -> tuple[IndexReader | None, Manifest | None, str]:
+def _previous(
+    settings: Settings, embedder: Embedder, full: bool = False
+) -> tuple[IndexReader | None, Manifest | None, str]:
     """The live build, if it can be updated in place; else why a full rebuild is needed."""
     try:
         version = current_version(settings.index_dir)
@@ -209,6 +228,8 @@ def _previous(settings: Settings, embedder: Embedder) -> tuple[IndexReader | Non
         return None, None, f"the model changed from {manifest.model_id} to {embedder.model_id}"
     if manifest.chunker != settings.chunker_settings():
         return None, None, f"the chunker settings changed from {manifest.chunker} to {settings.chunker_settings()}"
+    if full:
+        return None, manifest, ""  # nothing of it is reused
     try:
         reader = IndexReader.open_version(version)
     except (IndexCorruptError, IndexMismatchError) as exc:

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 100_000  # longer input is cut before it reaches the tokenizer
 POOL = 60  # candidates gathered from each retriever before fusion
 RRF_K = 60  # the usual reciprocal-rank-fusion constant
-SENTENCE_WEIGHT = 0.5  # a chunk's dense score: this share from its best sentence, the rest from the whole chunk
+SENTENCE_WEIGHT = 0.7  # a chunk's dense score: this share from its best sentence, the rest from the whole chunk
 # How much the BM25 ranking counts, by question language: the seeds are French, and an
 # English question shares few words with them (names and cognates only).
 LEXICAL_WEIGHT = {"fr": 1.0, "unknown": 0.5, "en": 0.3}

@@ -23,8 +23,8 @@ class Settings:
     seeds_dir: Path = Path("seeds")
     index_dir: Path = Path("index")
     model: str = DEFAULT_MODEL_ID  # a sentence-transformers name or a local directory
-    chunk_tokens: int = 160  # retrieval unit size, in the model's own tokens
-    chunk_overlap_tokens: int = 32
+    chunk_tokens: int = 256  # retrieval unit size, in the model's own tokens
+    chunk_overlap_tokens: int = 48
     max_file_bytes: int = 10_000_000  # larger seeds are skipped with a reason, not read
     clean_boilerplate: bool = True
     title_context: bool = True  # embed each chunk with its document title in front

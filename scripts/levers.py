@@ -1,0 +1,133 @@
+"""Measure each answer-quality lever on question sets: the textbook baseline, then ablations.
+
+    .venv/bin/python scripts/levers.py tests/data/own_qa.jsonl ../shared/eval/dev_qa.jsonl
+
+Embeddings are cached by text, so variants that embed the same texts share the cost."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import rag  # noqa: E402
+from rag import api, evaluate, retrieve  # noqa: E402
+from rag.types import Answer, Hit  # noqa: E402
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+
+
+class CachingEmbedder:
+    """The real embedder, with document vectors cached by text across variants."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.model_id, self.fingerprint, self.dim = inner.model_id, inner.fingerprint, inner.dim
+        self.max_tokens, self.content_tokens = inner.max_tokens, inner.content_tokens
+        self.cache: dict[str, np.ndarray] = {}
+
+    def count_tokens(self, text):
+        return self.inner.count_tokens(text)
+
+    def truncate(self, text, n):
+        return self.inner.truncate(text, n)
+
+    def embed_query(self, text):
+        key = "q:" + text
+        if key not in self.cache:
+            self.cache[key] = self.inner.embed_query(text)
+        return self.cache[key]
+
+    def embed_documents(self, texts, show_progress=False):
+        missing = [t for t in dict.fromkeys(texts) if hashlib.sha1(t.encode()).hexdigest() not in self.cache]
+        if missing:
+            for t, v in zip(missing, self.inner.embed_documents(missing)):
+                self.cache[hashlib.sha1(t.encode()).hexdigest()] = v
+        return np.stack([self.cache[hashlib.sha1(t.encode()).hexdigest()] for t in texts])
+
+
+def textbook(questions, emb):
+    """Recursive character splitter 1000/200 on the raw files, one flat FAISS index, dense only."""
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200, add_start_index=True)
+    chunks = []
+    for path in sorted(SEEDS.glob("*.txt")):
+        for d in splitter.create_documents([path.read_text()]):
+            chunks.append((path.name, d.page_content, d.metadata["start_index"]))
+    vecs = emb.embed_documents([c[1] for c in chunks])
+    searches, answers = [], []
+    for q in questions:
+        s = vecs @ emb.embed_query(q.q)
+        order = np.argsort(-s)[:10]
+        hits = [Hit(chunks[i][0], chunks[i][1], chunks[i][2], chunks[i][2] + len(chunks[i][1]), float(s[i])) for i in order]
+        searches.append(hits)
+        answers.append(Answer(q.q, "", True, []))
+    return evaluate.score(questions, searches, answers)
+
+
+def variant(questions, emb, workdir: Path, name: str, settings_changes=None, module_changes=None):
+    settings = rag.Settings(seeds_dir=SEEDS, index_dir=workdir / name, model=emb.model_id, **(settings_changes or {}))
+    saved = {}
+    for (mod, attr), value in (module_changes or {}).items():
+        saved[(mod, attr)] = getattr(mod, attr)
+        setattr(mod, attr, value)
+    try:
+        rag.build_index(settings=settings)
+        searches = [rag.search(q.q, k=10, settings=settings) for q in questions]
+        answers = [rag.answer(q.q, settings=settings) for q in questions]
+    finally:
+        for (mod, attr), value in saved.items():
+            setattr(mod, attr, value)
+    return evaluate.score(questions, searches, answers)
+
+
+VARIANTS = {
+    "final pipeline": ({}, {}),
+    "- BM25 fusion": ({}, {(retrieve, "LEXICAL_WEIGHT"): {"fr": 0.0, "en": 0.0, "unknown": 0.0}}),
+    "BM25 same weight for every language": ({}, {(retrieve, "LEXICAL_WEIGHT"): {"fr": 1.0, "en": 1.0, "unknown": 1.0}}),
+    "- sentence vectors": ({}, {(retrieve, "SENTENCE_WEIGHT"): 0.0}),
+    "sentence vectors only": ({}, {(retrieve, "SENTENCE_WEIGHT"): 1.0}),
+    "- title context": ({"title_context": False}, {}),
+    "- boilerplate cleaning (and post split)": ({"clean_boilerplate": False}, {}),
+    "chunks 256/48 tokens": ({"chunk_tokens": 256, "chunk_overlap_tokens": 48}, {}),
+    "chunks 96/16 tokens": ({"chunk_tokens": 96, "chunk_overlap_tokens": 16}, {}),
+}
+
+
+def row(name, r):
+    return (
+        f"| {name} | {r.recall_at[1]:.3f} | {r.recall_at[5]:.3f} | {r.mrr:.3f} | {r.cited_right:.3f} | "
+        f"{r.declined}/{r.unanswerable} | {r.wrongly_declined}/{r.answerable} |"
+    )
+
+
+def main(paths):
+    inner = rag.get_embedder()
+    emb = CachingEmbedder(inner)
+    api.register_embedder(emb)
+    only = set(sys.argv[2:]) if False else None
+    workdir = Path(tempfile.mkdtemp(prefix="levers-"))
+    try:
+        for path in paths:
+            questions = evaluate.load_questions(Path(path))
+            print(f"\n{path}\n")
+            print("| pipeline | recall@1 | recall@5 | MRR@10 | cited right | declined | wrongly declined |")
+            print("|---|---|---|---|---|---|---|")
+            print(row("textbook (1000/200 chars, flat dense)", textbook(questions, emb)), flush=True)
+            for name, (sc, mc) in VARIANTS.items():
+                if only and name not in only:
+                    continue
+                print(row(name, variant(questions, emb, workdir, name.replace(" ", "_"), sc, mc)), flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
