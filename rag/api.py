@@ -11,16 +11,14 @@ from pathlib import Path
 
 from . import answer as answer_mod
 from . import embed, indexer
+from .decide import BACKGROUND_POOL, decide
 from .errors import IndexCorruptError, IndexNotFoundError
-from .retrieve import Scored, clamp_k, fit_to_model, rank, validate_question
+from .retrieve import clamp_k, fit_to_model, rank, validate_question
 from .settings import Settings
 from .store import IndexReader, check_compatible, current_version
 from .types import Answer, Hit, IndexReport, IndexStatus
 
 log = logging.getLogger("rag")
-
-# Below this cosine the best passage is taken as unrelated (a simple rule; see decide()).
-MIN_SCORE = 0.80
 
 _readers: dict[Path, IndexReader] = {}
 _readers_lock = threading.Lock()
@@ -108,18 +106,9 @@ def answer(question: str, k: int = 5, index_dir=None, seeds_dir=None, *, model=N
     text = fit_to_model(text, embedder)
     reader = _reader(s, embedder)
     k = clamp_k(k, reader.ntotal)
-    ranked = rank(reader, text, embedder.embed_query(text), k)
-    found, confidence, reason = decide(ranked)
-    return answer_mod.compose(question, ranked, found=found, confidence=confidence, reason=reason)
-
-
-def decide(ranked: list[Scored]) -> tuple[bool, float, str]:
-    if not ranked:
-        return False, 0.0, "the index returned no passage"
-    best = max(s.dense for s in ranked)
-    if best < MIN_SCORE:
-        return False, best, f"the best passage scores {best:.3f}, below {MIN_SCORE}"
-    return True, best, f"the best passage scores {best:.3f}"
+    ranked = rank(reader, text, embedder.embed_query(text), max(k, BACKGROUND_POOL))
+    found, confidence, reason = decide(text, ranked)
+    return answer_mod.compose(question, ranked[:k], found=found, confidence=confidence, reason=reason)
 
 
 def index_status(index_dir=None, seeds_dir=None, *, settings=None) -> IndexStatus:
