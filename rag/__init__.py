@@ -1,6 +1,15 @@
 """Retrieval Q&A over a folder of articles, in English or French, with cited passages."""
 
-from .api import add_document, answer, build_index, get_embedder, index_status, register_embedder, search
+from .api import (
+    MAX_UPLOAD_BYTES,
+    add_document,
+    answer,
+    build_index,
+    get_embedder,
+    index_status,
+    register_embedder,
+    search,
+)
 from .errors import (
     ConfigError,
     EmptyCorpusError,
@@ -17,6 +26,7 @@ from .settings import Settings
 from .types import Answer, Chunk, Citation, Hit, IndexReport, IndexStatus
 
 __all__ = [
+    "MAX_UPLOAD_BYTES",
     "Answer",
     "Chunk",
     "Citation",

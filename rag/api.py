@@ -171,7 +171,7 @@ def add_document(
     name = os.path.basename(str(filename or "").replace("\\", "/")).strip()
     name = re.sub(r"[\x00-\x1f/]", "", name).lstrip(".-") or ""
     if not name.lower().endswith(s.extensions):
-        raise InvalidDocumentError(f"only {', '.join(s.extensions)} files can be added, not {filename!r}")
+        raise InvalidDocumentError(f"only {' and '.join(s.extensions)} files can be added, not “{name or filename}”")
     if not isinstance(content, (bytes, bytearray)):
         raise InvalidDocumentError("the document content must be bytes")
     if len(content) > max_bytes:

@@ -108,6 +108,7 @@ def find_title(text: str) -> str:
 
 
 def _clip(title: str, limit: int = 120) -> str:
+    title = title.lstrip("#").strip() or title  # a Markdown heading's marks are not part of its title
     return title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
 
 

@@ -6,9 +6,13 @@ import logging
 import re
 import unicodedata
 
+import bm25s
 import numpy as np
+from bm25s.stopwords import STOPWORDS_EN_PLUS, STOPWORDS_FRENCH
 
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
+# bm25s sets its own logger to DEBUG on import and would print every index build
+logging.getLogger("bm25s").setLevel(logging.WARNING)
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 PREFIX = 6  # a crude stem: "clients"/"client", "critère"/"criterion" meet at "criter"
 
@@ -19,8 +23,6 @@ def _fold(text: str) -> str:
 
 
 def _load_stopwords() -> tuple[frozenset[str], frozenset[str]]:
-    from bm25s.stopwords import STOPWORDS_EN_PLUS, STOPWORDS_FRENCH
-
     en = frozenset(_fold(w) for w in STOPWORDS_EN_PLUS)
     fr = frozenset(_fold(w) for w in STOPWORDS_FRENCH) | {"c", "d", "l", "j", "m", "n", "s", "t", "qu"}
     return en, fr
@@ -49,8 +51,6 @@ class LexicalIndex:
     """BM25 over chunk texts (with their titles), built in memory from a loaded build."""
 
     def __init__(self, ids: list[int], texts: list[str]) -> None:
-        import bm25s
-
         self.ids = np.asarray(ids, dtype=np.int64)
         self._bm25 = bm25s.BM25()
         corpus = [tokens(t) or ["\x00empty"] for t in texts]
