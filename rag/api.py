@@ -87,25 +87,25 @@ def _reader(s: Settings, embedder: embed.Embedder) -> IndexReader:
         return _readers[key]
 
 
-def search(question: str, k: int = 5, index_dir=None, *, seeds_dir=None, model=None, settings=None) -> list[Hit]:
-    """The ``k`` passages closest to the question, best first."""
+def _prepare(question, k, seeds_dir, index_dir, model, settings):
+    """Validate the question (before any model loads), then load the model and the live index."""
     s = _settings(seeds_dir, index_dir, model, settings)
     text = validate_question(question)
     embedder = get_embedder(s.model)
     text = fit_to_model(text, embedder)
     reader = _reader(s, embedder)
-    k = clamp_k(k, reader.ntotal)
-    return [s.to_hit() for s in rank(reader, text, embedder.embed_query(text), k)]
+    return text, embedder, reader, clamp_k(k, reader.ntotal)
+
+
+def search(question: str, k: int = 5, index_dir=None, *, seeds_dir=None, model=None, settings=None) -> list[Hit]:
+    """The ``k`` passages closest to the question, best first."""
+    text, embedder, reader, k = _prepare(question, k, seeds_dir, index_dir, model, settings)
+    return [scored.to_hit() for scored in rank(reader, text, embedder.embed_query(text), k)]
 
 
 def answer(question: str, k: int = 5, index_dir=None, seeds_dir=None, *, model=None, settings=None) -> Answer:
     """A short answer quoting the passages that support it, or ``found=False`` when none does."""
-    s = _settings(seeds_dir, index_dir, model, settings)
-    text = validate_question(question)
-    embedder = get_embedder(s.model)
-    text = fit_to_model(text, embedder)
-    reader = _reader(s, embedder)
-    k = clamp_k(k, reader.ntotal)
+    text, embedder, reader, k = _prepare(question, k, seeds_dir, index_dir, model, settings)
     ranked = rank(reader, text, embedder.embed_query(text), max(k, BACKGROUND_POOL))
     found, confidence, reason = decide(text, ranked)
     return answer_mod.compose(question, ranked[:k], found=found, confidence=confidence, reason=reason)
