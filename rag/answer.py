@@ -50,14 +50,16 @@ def compose(
     sentences = candidate_sentences(ranked[:passages])
     if not sentences:
         return Answer(question, NOT_FOUND, False, [], confidence, "no sentence to quote", nearest=hits[:3])
-    order = sorted(range(len(sentences)), key=lambda i: -sentences[i].score)
-    best = sentences[order[0]]
+    order = sorted(sentences, key=lambda s: -s.score)
+    # The first quote comes from the best-ranked passage: ranking weighs more evidence
+    # (the whole chunk, BM25) than one sentence's cosine does.
+    best = next((s for s in order if s.rank == 0), order[0])
     chosen = [best]
-    for i in order[1:]:
-        s = sentences[i]
+    for s in order:
         if len(chosen) >= max_quotes or s.score < best.score - 0.03:
             break
-        chosen.append(s)
+        if s is not best:
+            chosen.append(s)
     # reading order within a passage, passage rank across them
     chosen.sort(key=lambda s: (s.rank, s.start))
     citations: list[Citation] = []
