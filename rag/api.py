@@ -114,7 +114,7 @@ def answer(question: str, k: int = 5, index_dir=None, seeds_dir=None, *, model=N
 def index_status(index_dir=None, seeds_dir=None, *, settings=None) -> IndexStatus:
     """What the index holds, and whether the seeds on disk have changed since it was built."""
     s = _settings(seeds_dir, index_dir, None, settings)
-    from .ingest import discover
+    from .ingest import discover, read_seed
     from .store import read_manifest
 
     version = current_version(s.index_dir)
@@ -124,9 +124,9 @@ def index_status(index_dir=None, seeds_dir=None, *, settings=None) -> IndexStatu
     on_disk = {}
     if s.seeds_dir.is_dir():
         seeds, _ = discover(s.seeds_dir, s.extensions)
-        from .store import sha256_path
-
-        on_disk = {f.source: sha256_path(f.path) for f in seeds}
+        # what an index run would read: skipped files (empty, binary, too large) do not count
+        docs = (read_seed(f, s.max_file_bytes)[0] for f in seeds)
+        on_disk = {d.source: d.sha256 for d in docs if d is not None}
     indexed = {src: e.sha256 for src, e in m.seeds.items()}
     added = [x for x in on_disk if x not in indexed]
     changed = [x for x in on_disk if x in indexed and on_disk[x] != indexed[x]]

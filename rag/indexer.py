@@ -154,7 +154,10 @@ def build_index(
         )
         files += [SeedChange(d.source, "added", len(per_doc[d.source])) for d in plan.added]
         files += [SeedChange(d.source, "changed", len(per_doc[d.source])) for d in plan.changed]
-        files += [SeedChange(s, "removed") for s in plan.removed]
+        # a seed that was indexed and now cannot be read is one line: removed, and why
+        why = dict(skipped)
+        files = [f for f in files if f.source not in plan.removed]
+        files += [SeedChange(s, "removed", reason=why.get(s, "")) for s in plan.removed]
         files += [SeedChange(s, "unchanged", len(seeds[s].chunk_ids)) for s in plan.unchanged if s in seeds]
         return IndexReport(
             added=len(plan.added),
@@ -212,34 +215,39 @@ def _read_corpus(settings: Settings) -> tuple[list[Document], list[tuple[str, st
 def _previous(
     settings: Settings, embedder: Embedder, full: bool = False
 ) -> tuple[IndexReader | None, Manifest | None, str]:
-    """The live build, if it can be updated in place; else why a full rebuild is needed."""
+    """The live build, if it can be updated in place; else why a full rebuild is needed.
+
+    The build is checked (checksums, layout, consistency) before its manifest is believed: a
+    damaged manifest must not pass for a model change, nor steer an incremental build."""
     try:
         version = current_version(settings.index_dir)
         if version is None:
             return None, None, ""
         manifest = read_manifest(version)
+        reader = None if full else IndexReader.open_version(version)
     except (IndexCorruptError, IndexMismatchError) as exc:
         return None, None, f"the existing index cannot be reused ({exc})"
-    if (manifest.model_id, manifest.model_fingerprint, manifest.dim) != (
-        embedder.model_id,
-        embedder.fingerprint,
-        embedder.dim,
-    ):
-        return None, None, f"the model changed from {manifest.model_id} to {embedder.model_id}"
-    if manifest.chunker != settings.chunker_settings():
-        return None, None, f"the chunker settings changed from {manifest.chunker} to {settings.chunker_settings()}"
+    old_model = (manifest.model_id, manifest.model_fingerprint, manifest.dim)
+    new_model = (embedder.model_id, embedder.fingerprint, embedder.dim)
+    why = ""
+    if old_model != new_model:
+        why = f"the model changed from {manifest.model_id} to {embedder.model_id}"
+        if manifest.model_id == embedder.model_id:
+            why += f" (weights {old_model[1]} to {new_model[1]}, {old_model[2]} to {new_model[2]} dimensions)"
+    elif manifest.chunker != settings.chunker_settings():
+        why = f"the chunker settings changed from {manifest.chunker} to {settings.chunker_settings()}"
+    if why:
+        if reader is not None:
+            reader.close()
+        return None, None, why
     if full:
         return None, manifest, ""  # nothing of it is reused
-    try:
-        reader = IndexReader.open_version(version)
-    except (IndexCorruptError, IndexMismatchError) as exc:
-        return None, None, f"the existing index cannot be reused ({exc})"
     return reader, manifest, ""
 
 
 def _plan(documents: list[Document], old: Manifest | None, full: bool, reason: str) -> Plan:
     if old is None or full:
-        why = reason or ("--full was asked for" if full and old is not None else "")
+        why = reason or ("a full rebuild was asked for" if full and old is not None else "")
         return Plan(True, why, documents, [], [], [])
     current = {d.source: d for d in documents}
     added = [d for s, d in current.items() if s not in old.seeds]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,25 +22,39 @@ class SeedFile:
 
     path: Path
     source: str  # relative to the seeds folder, forward slashes
+    target: Path | None = None  # for a symbolic link: the file inside the seeds folder it leads to
 
 
 def discover(seeds_dir: Path, extensions: tuple[str, ...]) -> tuple[list[SeedFile], list[tuple[str, str]]]:
     """Every seed under ``seeds_dir`` (recursively), sorted, plus what was passed over and why.
 
-    Symbolic links that lead outside the seeds folder are not followed."""
+    Symbolic links that lead outside the seeds folder are not followed; neither are linked
+    folders. Only regular files are read (a named pipe would block the build forever)."""
     root = seeds_dir.resolve()
     found: list[SeedFile] = []
     skipped: list[tuple[str, str]] = []
+    wanted = tuple(e.lower() for e in extensions)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        for d in sorted(dirnames):
+            if not d.startswith(".") and (here / d).is_symlink():
+                skipped.append((_shown(here / d, root), "symbolic link to a folder (not followed)"))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if name.startswith("."):
+            if name.startswith(".") or not name.lower().endswith(wanted):
                 continue
-            path = Path(dirpath) / name
-            source = path.relative_to(root).as_posix()
-            if not name.lower().endswith(tuple(e.lower() for e in extensions)):
+            path = here / name
+            source = _shown(path, root)
+            if not _utf8(name) or not _utf8(str(path.relative_to(root))):
+                skipped.append((source, "the file name is not valid UTF-8 (rename the file)"))
                 continue
-            if path.is_symlink():
+            try:
+                mode = path.lstat().st_mode
+            except OSError as exc:
+                skipped.append((source, f"cannot read: {exc.strerror or exc}"))
+                continue
+            target = None
+            if stat.S_ISLNK(mode):
                 target = path.resolve()
                 if not target.is_relative_to(root):
                     skipped.append((source, "symbolic link pointing outside the seeds folder (not followed)"))
@@ -47,20 +62,63 @@ def discover(seeds_dir: Path, extensions: tuple[str, ...]) -> tuple[list[SeedFil
                 if not target.is_file():
                     skipped.append((source, "broken symbolic link"))
                     continue
-            found.append(SeedFile(path=path, source=source))
+            elif not stat.S_ISREG(mode):
+                skipped.append((source, "not a regular file"))
+                continue
+            found.append(SeedFile(path=path, source=source, target=target))
     return found, skipped
 
 
-def read_seed(seed: SeedFile, max_bytes: int) -> tuple[Document | None, str]:
-    """Read one seed. Returns (document, "") or (None, reason it was skipped)."""
+def _utf8(name: str) -> bool:
     try:
-        size = seed.path.stat().st_size
-        if size > max_bytes:
-            return None, f"file too large ({size:,} bytes; the limit is {max_bytes:,})"
-        raw = seed.path.read_bytes()
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes of the file name, kept as surrogates by os.fsdecode
+        return False
+    return True
+
+
+def _shown(path: Path, root: Path) -> str:
+    """The seed's name relative to the seeds folder, printable even when the name is not UTF-8."""
+    return os.fsencode(path.relative_to(root).as_posix()).decode("utf-8", "backslashreplace")
+
+
+def read_seed(seed: SeedFile, max_bytes: int) -> tuple[Document | None, str]:
+    """Read one seed. Returns (document, "") or (None, reason it was skipped).
+
+    Never reads more than ``max_bytes`` + 1 bytes, whatever the size the file claims or reaches."""
+    try:
+        raw = _read_limited(seed.target or seed.path, max_bytes)
+    except _TooLarge as exc:
+        return None, f"file too large ({exc.size:,} bytes; the limit is {max_bytes:,})"
+    except _NotRegular:
+        return None, "not a regular file"
     except OSError as exc:
         return None, f"cannot read: {exc.strerror or exc}"
     return parse_seed_bytes(seed.source, raw)
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+class _NotRegular(Exception):
+    pass
+
+
+def _read_limited(path: Path, max_bytes: int) -> bytes:
+    # O_NOFOLLOW: a file swapped for a link after discovery is not followed; O_NONBLOCK: a pipe cannot block
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise _NotRegular()
+        if info.st_size > max_bytes:
+            raise _TooLarge(info.st_size)
+        raw = f.read(max_bytes + 1)
+    if len(raw) > max_bytes:  # it grew since
+        raise _TooLarge(len(raw))
+    return raw
 
 
 def parse_seed_bytes(source: str, raw: bytes) -> tuple[Document | None, str]:
@@ -82,18 +140,31 @@ def parse_seed_bytes(source: str, raw: bytes) -> tuple[Document | None, str]:
 
 
 def decode_text(raw: bytes) -> tuple[str, str] | None:
-    """Decode bytes as text, or None for binary content. UTF-8 first, then BOMs, then detection."""
+    """Decode bytes as text, or None for binary content. BOMs first, then UTF-8, then detection."""
     if raw.startswith(codecs.BOM_UTF8):
         return _strict(raw[len(codecs.BOM_UTF8) :], "utf-8")
-    for bom, enc in ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+    # UTF-32's BOMs begin with UTF-16's: test them first
+    for bom, enc in (
+        (codecs.BOM_UTF32_LE, "utf-32-le"),
+        (codecs.BOM_UTF32_BE, "utf-32-be"),
+        (codecs.BOM_UTF16_LE, "utf-16-le"),
+        (codecs.BOM_UTF16_BE, "utf-16-be"),
+    ):
         if raw.startswith(bom):
-            return _strict(raw[len(bom) :], enc)
+            result = _strict(raw[len(bom) :], enc)
+            if result is not None or enc.startswith("utf-16"):
+                return result
     if raw.startswith(_BINARY_MAGIC) or b"\x00" in raw[:8192]:
         return None
     try:
-        return raw.decode("utf-8"), "utf-8"
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    else:
+        return (text, "utf-8") if _looks_like_text(text) else None
+    mostly_utf8 = _mostly_utf8(raw)
+    if mostly_utf8 is not None:
+        return mostly_utf8
     from charset_normalizer import from_bytes
 
     # Short legacy files are ambiguous between code pages; the articles are French, so a
@@ -107,6 +178,18 @@ def decode_text(raw: bytes) -> tuple[str, str] | None:
         if result is not None:
             return result
     return None
+
+
+def _mostly_utf8(raw: bytes) -> tuple[str, str] | None:
+    """UTF-8 text with a few invalid bytes (a bad copy, a truncated character) is read as UTF-8 with
+    the bad bytes replaced by U+FFFD, rather than as mojibake in some code page: it applies when
+    valid multi-byte characters outnumber the invalid sequences."""
+    text = raw.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd") - raw.count("\ufffd".encode())
+    good = sum(1 for ch in text if ord(ch) > 127 and ch != "\ufffd")
+    if bad <= 0 or good < bad or not _looks_like_text(text):
+        return None
+    return text, f"utf-8 ({bad} invalid byte sequence{'s' if bad > 1 else ''} replaced)"
 
 
 def _strict(raw: bytes, encoding: str) -> tuple[str, str] | None:

@@ -86,7 +86,9 @@ def lexical_index(reader: IndexReader) -> LexicalIndex:
     with _lexical_lock:
         if key not in _lexical_cache:
             chunks = list(reader.iter_chunks())
-            _lexical_cache.clear()  # one build at a time is live; drop the old one
+            # keep the previous build's too: during a swap, requests still on it must not rebuild it
+            while len(_lexical_cache) >= 2:
+                _lexical_cache.pop(next(iter(_lexical_cache)))
             _lexical_cache[key] = LexicalIndex([c.id for c in chunks], [f"{c.title}\n{c.text}" for c in chunks])
         return _lexical_cache[key]
 

@@ -7,11 +7,14 @@ Layout of ``index_dir``::
         vectors.faiss  IndexIDMap2 over inner product (vectors are normalised), one per chunk
         sentences.faiss  the same, one vector per sentence (id = chunk id * 1024 + position)
         chunks.sqlite  one row per chunk: id, source, start, end, title, text, sentence spans
-        manifest.json  written last; lists every file's sha256
-    .lock              held while a build runs
+        manifest.json  written last; lists every file's sha256, and its own
+    .lock              held while a build runs (an flock: the kernel frees it if the build dies)
+    .tmp-*/ .trash-*/  a build being written / an old build being deleted (swept by the next build)
 
 A build never touches a live version: it writes a new one beside it and swaps
-CURRENT, so readers see the old index or the new one, never a mix. Nothing is pickled."""
+CURRENT, so readers see the old index or the new one, never a mix. Nothing is pickled.
+A reader checks the manifest's own checksum, every data file's sha256 and the FAISS file layout
+before any parser touches a byte, then cross-checks the three stores id by id."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import os
 import secrets
 import shutil
 import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -42,6 +46,7 @@ SENTENCE_STRIDE = 1024
 CHUNKS_DB = "chunks.sqlite"
 DATA_FILES = (VECTORS, SENTENCE_VECTORS, CHUNKS_DB)
 REBUILD_HINT = "run `rag index --full` to rebuild it"
+MAX_MANIFEST_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -65,26 +70,85 @@ class Manifest:
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
     library_versions: dict[str, str] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    # sha256 of the manifest's own content (every other field): a damaged or hand-edited manifest
+    # is refused instead of steering the reader or the next incremental build. Empty only in
+    # manifests written before it existed.
+    checksum: str = ""
 
     @property
     def total_chunks(self) -> int:
         return sum(len(e.chunk_ids) for e in self.seeds.values())
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, ensure_ascii=False, sort_keys=True)
+        data = asdict(self)
+        data["checksum"] = _content_digest(data)
+        return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True)
 
     @classmethod
     def from_json(cls, raw: str) -> Manifest:
         data = json.loads(raw)
         if not isinstance(data, dict):
-            raise ValueError("manifest is not an object")
+            raise ValueError("it is not a JSON object")
         if data.get("schema_version") != SCHEMA_VERSION:
             raise IndexMismatchError(
                 f"the index uses schema version {data.get('schema_version')!r}, this program reads "
                 f"version {SCHEMA_VERSION}; {REBUILD_HINT}"
             )
-        seeds = {str(k): SeedEntry(**v) for k, v in data.pop("seeds").items()}
-        return cls(seeds=seeds, **data)
+        if "checksum" in data and data["checksum"] != _content_digest(data):
+            raise ValueError("its own checksum does not match its content")
+        seeds = data.pop("seeds")
+        if not isinstance(seeds, dict) or not all(isinstance(v, dict) for v in seeds.values()):
+            raise ValueError("'seeds' is not a table of seed entries")
+        manifest = cls(seeds={str(k): SeedEntry(**v) for k, v in seeds.items()}, **data)
+        manifest.validate()
+        return manifest
+
+    def validate(self) -> None:
+        """Every field has the type and range a build writes; raises ValueError naming the first that does not."""
+        _expect(isinstance(self.model_id, str) and self.model_id, "model_id")
+        _expect(isinstance(self.model_fingerprint, str), "model_fingerprint")
+        _expect(_is_int(self.dim) and self.dim > 0, "dim")
+        _expect(isinstance(self.chunker, dict), "chunker")
+        _expect(_is_int(self.next_id) and self.next_id >= 0, "next_id")
+        _expect(isinstance(self.built_at, str), "built_at")
+        _expect(isinstance(self.library_versions, dict), "library_versions")
+        _expect(
+            isinstance(self.files, dict) and all(_is_sha256(self.files.get(n)) for n in DATA_FILES), "files"
+        )
+        seen: set[int] = set()
+        for source, entry in self.seeds.items():
+            _expect(source and "\x00" not in source, "a seed name")
+            _expect(_is_sha256(entry.sha256), f"the sha256 of {source!r}")
+            _expect(isinstance(entry.title, str) and isinstance(entry.encoding, str), f"the title of {source!r}")
+            _expect(_is_int(entry.chars) and entry.chars >= 0, f"the size of {source!r}")
+            ids = entry.chunk_ids
+            _expect(
+                isinstance(ids, list) and all(_is_int(i) and 0 <= i < self.next_id for i in ids),
+                f"the chunk ids of {source!r}",
+            )
+            _expect(seen.isdisjoint(ids) and len(set(ids)) == len(ids), f"the chunk ids of {source!r} (repeated)")
+            seen.update(ids)
+
+    def chunk_sources(self) -> dict[int, str]:
+        return {i: source for source, e in self.seeds.items() for i in e.chunk_ids}
+
+
+def _content_digest(data: dict) -> str:
+    content = {k: v for k, v in data.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=True).encode("ascii")).hexdigest()
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_sha256(value) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def _expect(ok, what: str) -> None:
+    if not ok:
+        raise ValueError(f"{what} is not valid")
 
 
 def library_versions() -> dict[str, str]:
@@ -110,25 +174,45 @@ def sha256_path(path: Path) -> str:
 
 def current_version(index_dir: Path) -> Path | None:
     try:
-        name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
+        raw = (index_dir / CURRENT).read_bytes()
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise IndexCorruptError(f"cannot read {index_dir / CURRENT}: {exc}; {REBUILD_HINT}") from exc
-    if not name.startswith("v-") or "/" in name or not (index_dir / name).is_dir():
-        raise IndexCorruptError(f"{index_dir / CURRENT} points to a missing build {name[:80]!r}; {REBUILD_HINT}")
+    try:
+        name = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        name = ""
+    if not _is_version_name(name) or not (index_dir / name).is_dir():
+        shown = raw[:80].decode("utf-8", "backslashreplace")
+        raise IndexCorruptError(
+            f"{index_dir / CURRENT} is damaged or names a build that does not exist ({shown!r}); {REBUILD_HINT}"
+        )
     return index_dir / name
 
 
+def _is_version_name(name: str) -> bool:
+    return (
+        name.startswith("v-")
+        and len(name) <= 64
+        and all(c.isascii() and (c.isalnum() or c in "-_") for c in name)
+    )
+
+
 def read_manifest(version_dir: Path) -> Manifest:
+    path = version_dir / MANIFEST
     try:
-        return Manifest.from_json((version_dir / MANIFEST).read_text(encoding="utf-8"))
+        size = path.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise ValueError(f"it is {size:,} bytes, far more than a manifest")
+        return Manifest.from_json(path.read_bytes().decode("utf-8"))
     except IndexMismatchError:
         raise
     except FileNotFoundError as exc:
-        raise IndexCorruptError(f"the index at {version_dir} has no manifest; {REBUILD_HINT}") from exc
-    except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
-        raise IndexCorruptError(f"the manifest in {version_dir} is damaged ({exc}); {REBUILD_HINT}") from exc
+        raise IndexCorruptError(f"the index at {version_dir} has no {MANIFEST}; {REBUILD_HINT}") from exc
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise IndexCorruptError(f"the manifest {path} is damaged ({str(exc)[:200]}); {REBUILD_HINT}") from exc
 
 
 def check_compatible(manifest: Manifest, model_id: str, fingerprint: str, dim: int, where: Path) -> None:
@@ -162,38 +246,47 @@ class IndexReader:
 
     @classmethod
     def open_version(cls, version_dir: Path) -> IndexReader:
+        """Load one build, or raise IndexCorruptError / IndexMismatchError naming what is wrong.
+
+        Nothing reaches FAISS or SQLite before its sha256 matches the (self-checked) manifest and,
+        for FAISS, its layout matches what a build writes; then the three stores are cross-checked
+        id by id, so every vector a search returns has its chunk, in the seed the manifest says."""
         import faiss
 
         manifest = read_manifest(version_dir)
-        for name in DATA_FILES:
-            path = version_dir / name
-            if not path.is_file():
-                raise IndexCorruptError(f"the index file {path} is missing; {REBUILD_HINT}")
-            # A checksum before parsing: FAISS must never read a damaged file.
-            if manifest.files.get(name) != sha256_path(path):
-                raise IndexCorruptError(f"the index file {path} is damaged (checksum mismatch); {REBUILD_HINT}")
+        try:
+            for name in DATA_FILES:
+                path = version_dir / name
+                if not path.is_file():
+                    raise IndexCorruptError(f"the index file {path} is missing; {REBUILD_HINT}")
+                # A checksum before parsing: FAISS must never read a damaged file.
+                if manifest.files.get(name) != sha256_path(path):
+                    raise IndexCorruptError(
+                        f"the index file {path} is damaged (checksum mismatch); {REBUILD_HINT}"
+                    )
+            for name in (VECTORS, SENTENCE_VECTORS):
+                check_vector_file(version_dir / name, manifest.dim)
+        except OSError as exc:  # e.g. the build was collected while we read it
+            raise IndexCorruptError(f"cannot read the index at {version_dir}: {exc}; {REBUILD_HINT}") from exc
         try:
             vectors = faiss.read_index(str(version_dir / VECTORS))
             sentence_vectors = faiss.read_index(str(version_dir / SENTENCE_VECTORS))
-        except RuntimeError as exc:
+        except (RuntimeError, MemoryError) as exc:
             raise IndexCorruptError(f"cannot read the vectors in {version_dir}: {exc}; {REBUILD_HINT}") from exc
-        uri = f"file:{(version_dir / CHUNKS_DB).as_posix()}?mode=ro&immutable=1"
-        db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        db = None
         try:
-            (rows,) = db.execute("SELECT COUNT(*) FROM chunks").fetchone()
-        except sqlite3.DatabaseError as exc:
-            db.close()
-            raise IndexCorruptError(f"the chunk table in {version_dir} is damaged: {exc}; {REBUILD_HINT}") from exc
-        if (
-            not (rows == vectors.ntotal == manifest.total_chunks)
-            or vectors.d != manifest.dim
-            or sentence_vectors.d != manifest.dim
-        ):
-            db.close()
-            raise IndexCorruptError(
-                f"the index at {version_dir} is inconsistent: {vectors.ntotal} vectors, {rows} chunk rows, "
-                f"{manifest.total_chunks} chunks in the manifest; {REBUILD_HINT}"
-            )
+            uri = f"file:{(version_dir / CHUNKS_DB).as_posix()}?mode=ro&immutable=1"
+            db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            rows = db.execute("SELECT id, source, json_array_length(sentences) FROM chunks ORDER BY id").fetchall()
+            _check_consistent(version_dir, manifest, vectors, sentence_vectors, rows)
+        except sqlite3.Error as exc:
+            if db is not None:
+                db.close()
+            raise IndexCorruptError(f"the chunk table {version_dir / CHUNKS_DB} is damaged: {exc}; {REBUILD_HINT}") from exc
+        except BaseException:
+            if db is not None:
+                db.close()
+            raise
         return cls(version_dir, manifest, vectors, sentence_vectors, db)
 
     @property
@@ -217,20 +310,33 @@ class IndexReader:
         return [(int(i) // SENTENCE_STRIDE, int(i) % SENTENCE_STRIDE, float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
     def vectors_for(self, ids: Iterable[int]) -> np.ndarray:
-        return np.stack([self._vectors.reconstruct(int(i)) for i in ids])
+        return self._reconstruct(self._vectors, ids)
 
     def sentence_vectors_for(self, ids: Iterable[int]) -> np.ndarray:
-        return np.stack([self._sentence_vectors.reconstruct(int(i)) for i in ids])
+        return self._reconstruct(self._sentence_vectors, ids)
+
+    def _reconstruct(self, index, ids: Iterable[int]) -> np.ndarray:
+        ids = [int(i) for i in ids]
+        if not ids:
+            return np.zeros((0, self.manifest.dim), dtype=np.float32)
+        try:
+            return np.stack([index.reconstruct(i) for i in ids])
+        except RuntimeError as exc:  # an id the index does not hold
+            raise IndexCorruptError(f"vector ids {ids[:5]} are missing from {self.version_dir}; {REBUILD_HINT}") from exc
 
     def chunks(self, ids: list[int]) -> list[Chunk]:
         """Chunks by id, in the order asked for; unknown ids are an error."""
         if not ids:
             return []
-        marks = ",".join("?" * len(ids))
+        rows = []
         with self._db_lock:
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM chunks WHERE id IN ({marks})", list(ids)
-            ).fetchall()
+            try:
+                for i in range(0, len(ids), 500):  # SQLite limits the number of parameters
+                    part = [int(x) for x in ids[i : i + 500]]
+                    marks = ",".join("?" * len(part))
+                    rows += self._db.execute(f"SELECT {_COLUMNS} FROM chunks WHERE id IN ({marks})", part).fetchall()
+            except sqlite3.Error as exc:
+                raise IndexCorruptError(f"cannot read chunks from {self.version_dir}: {exc}; {REBUILD_HINT}") from exc
         by_id = {r[0]: _chunk(r) for r in rows}
         missing = [i for i in ids if i not in by_id]
         if missing:
@@ -239,7 +345,10 @@ class IndexReader:
 
     def iter_chunks(self) -> Iterator[Chunk]:
         with self._db_lock:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM chunks ORDER BY id").fetchall()
+            try:
+                rows = self._db.execute(f"SELECT {_COLUMNS} FROM chunks ORDER BY id").fetchall()
+            except sqlite3.Error as exc:
+                raise IndexCorruptError(f"cannot read chunks from {self.version_dir}: {exc}; {REBUILD_HINT}") from exc
         for r in rows:
             yield _chunk(r)
 
@@ -264,6 +373,73 @@ def _chunk(row) -> Chunk:
 
 def sentence_ids(chunk: Chunk) -> list[int]:
     return [chunk.id * SENTENCE_STRIDE + j for j in range(len(chunk.sentences))]
+
+
+# The layout faiss.write_index gives an IndexIDMap2 over an IndexFlatIP (FAISS 1.x):
+#   "IxM2" d:i32 ntotal:i64 dummy:i64 dummy:i64 is_trained:u8 metric:i32        (37 bytes)
+#   "IxFI" d:i32 ntotal:i64 dummy:i64 dummy:i64 is_trained:u8 metric:i32        (37 bytes)
+#   codes: n_floats:u64 then ntotal*d float32; id map: n_ids:u64 then ntotal int64
+_FAISS_HEADER = struct.Struct("<4siqqqBi")
+_FAISS_FIXED = 2 * _FAISS_HEADER.size + 16
+
+
+def check_vector_file(path: Path, dim: int) -> None:
+    """Refuse a vector file whose layout is not exactly what a build writes, before FAISS parses it:
+    a count or size field that disagrees with the file length could make the C++ reader allocate
+    or read out of bounds."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(_FAISS_FIXED - 8)
+        if len(head) == _FAISS_FIXED - 8:
+            outer = _FAISS_HEADER.unpack_from(head, 0)
+            inner = _FAISS_HEADER.unpack_from(head, _FAISS_HEADER.size)
+            (n_floats,) = struct.unpack_from("<Q", head, 2 * _FAISS_HEADER.size)
+            n = outer[2]
+            expected = _FAISS_FIXED + n * dim * 4 + n * 8 if 0 <= n < 2**40 else -1
+            if (
+                outer[0] == b"IxM2" and inner[0] == b"IxFI"
+                and outer[1:] == inner[1:] == (dim, n, 1 << 20, 1 << 20, 1, 0)  # trained, inner product
+                and n_floats == n * dim and size == expected
+            ):
+                f.seek(_FAISS_FIXED - 8 + n * dim * 4)
+                (n_ids,) = struct.unpack("<Q", f.read(8))
+                if n_ids == n:
+                    return
+    raise IndexCorruptError(
+        f"the index file {path} does not have the layout of a {dim}-dimension vector index "
+        f"(damaged, or written for another model or FAISS version); {REBUILD_HINT}"
+    )
+
+
+def _check_consistent(version_dir: Path, manifest: Manifest, vectors, sentence_vectors, rows: list) -> None:
+    """The manifest, the chunk table and both vector indexes describe exactly the same chunks."""
+    import faiss
+
+    def fail(detail: str):
+        raise IndexCorruptError(f"the index at {version_dir} is inconsistent: {detail}; {REBUILD_HINT}")
+
+    if vectors.d != manifest.dim or sentence_vectors.d != manifest.dim:
+        fail(f"vectors of {vectors.d}/{sentence_vectors.d} dimensions, {manifest.dim} in the manifest")
+    if not (len(rows) == vectors.ntotal == manifest.total_chunks):
+        fail(
+            f"{vectors.ntotal} vectors, {len(rows)} chunk rows, {manifest.total_chunks} chunks in the manifest"
+        )
+    sources = manifest.chunk_sources()
+    if any(sources.get(cid) != source for cid, source, _ in rows):
+        fail("the chunk table and the manifest disagree on which seed a chunk comes from")
+    row_ids = np.asarray([r[0] for r in rows], dtype=np.int64)
+    counts = np.asarray([r[2] if isinstance(r[2], int) else -1 for r in rows], dtype=np.int64)
+    if (counts < 0).any() or (counts > SENTENCE_STRIDE - 1).any():
+        fail("a chunk row has no valid sentence list")
+    chunk_ids = np.sort(faiss.vector_to_array(vectors.id_map).astype(np.int64))
+    if not np.array_equal(chunk_ids, row_ids):  # rows come sorted by id, and ids are unique
+        fail("the chunk vectors and the chunk table hold different ids")
+    sent = np.sort(faiss.vector_to_array(sentence_vectors.id_map).astype(np.int64))
+    # chunk id * stride + position, for every sentence of every chunk, in increasing order
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    expected = np.repeat(row_ids * SENTENCE_STRIDE, counts) + (np.arange(int(counts.sum())) - starts)
+    if not np.array_equal(sent, expected):
+        fail("the sentence vectors do not match the chunks' sentences")
 
 
 # ----------------------------------------------------------------------------- writing
@@ -301,6 +477,7 @@ def write_version(
     index_dir.mkdir(parents=True, exist_ok=True)
     tmp = index_dir / f".tmp-{secrets.token_hex(6)}"
     tmp.mkdir()
+    _hook(crash_hook, "tmp-created")
     try:
         db_path = tmp / CHUNKS_DB
         if base_db is not None:
@@ -330,6 +507,7 @@ def write_version(
         files = {name: sha256_path(tmp / name) for name in DATA_FILES}
         final = Manifest(**{**asdict(manifest), "seeds": manifest.seeds, "files": files})
         _write_synced(tmp / MANIFEST, final.to_json())
+        _hook(crash_hook, "manifest-written")
         for name in DATA_FILES:
             _fsync_file(tmp / name)
         _fsync_dir(tmp)
@@ -340,23 +518,42 @@ def write_version(
         _hook(crash_hook, "version-renamed")
         pointer = index_dir / f".{CURRENT}.{secrets.token_hex(4)}"
         _write_synced(pointer, version.name + "\n")
+        _hook(crash_hook, "pointer-written")
+        previous = live_version_name(index_dir)
         os.replace(pointer, index_dir / CURRENT)  # the atomic switch
         _fsync_dir(index_dir)
         _hook(crash_hook, "current-switched")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    collect_garbage(index_dir, keep={version.name})
+    # the build that was live until now stays, for readers that are opening it at this moment
+    collect_garbage(index_dir, keep={version.name} | ({previous} if previous else set()))
+    _hook(crash_hook, "garbage-collected")
     return version
 
 
-def collect_garbage(index_dir: Path, keep: set[str], keep_previous: int = 1) -> None:
-    """Delete unfinished temp folders and old builds, keeping the newest few for readers in flight."""
-    builds = sorted((p for p in index_dir.glob("v-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
-    old = [p for p in builds if p.name not in keep]
-    for p in old[: max(0, len(old) - keep_previous)]:
-        shutil.rmtree(p, ignore_errors=True)
-    for p in index_dir.glob(".tmp-*"):
+def live_version_name(index_dir: Path) -> str | None:
+    """The name CURRENT holds, or None when there is none or it cannot be read."""
+    try:
+        version = current_version(index_dir)
+    except IndexCorruptError:
+        return None
+    return version.name if version else None
+
+
+def collect_garbage(index_dir: Path, keep: set[str] | None) -> None:
+    """Delete every build not in ``keep`` (older ones, and complete ones a killed rebuild never made
+    live; none when ``keep`` is None), unfinished temp folders and stray CURRENT pointers.
+    Runs under the build lock. A build is renamed away before it is deleted, so a deletion cut
+    short leaves no half build under a build's name."""
+    if keep is not None:
+        for p in index_dir.glob("v-*"):
+            if p.name not in keep and p.is_dir() and not p.is_symlink():
+                trash = index_dir / f".trash-{secrets.token_hex(6)}"
+                with contextlib.suppress(OSError):
+                    os.rename(p, trash)
+                    shutil.rmtree(trash, ignore_errors=True)
+    for p in [*index_dir.glob(".tmp-*"), *index_dir.glob(".trash-*")]:
         shutil.rmtree(p, ignore_errors=True)
     for p in index_dir.glob(f".{CURRENT}.*"):
         p.unlink(missing_ok=True)
