@@ -175,31 +175,6 @@ def section_pipeline(repeats: int, keep: Path | None) -> dict:
 # ----------------------------------------------------------------------------- model load, cold ask
 
 
-def fast_tokenizer_dir(model_dir: Path, target: Path) -> Path:
-    """A copy of the model directory (hard links; only tokenizer_config.json rewritten) whose
-    tokenizer_config.json lists the added tokens, so transformers does not parse the 17 MB
-    tokenizer.json a second time in Python. Same files, same token ids."""
-    if (target / "tokenizer_config.json").is_file():
-        return target
-    from rag.fast_embed import fast_tokenizer_config
-
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for src in model_dir.rglob("*"):
-        dst = tmp / src.relative_to(model_dir)
-        if src.is_dir():
-            dst.mkdir(parents=True, exist_ok=True)
-        elif src.name != "tokenizer_config.json":
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(src, dst)
-            except OSError:
-                shutil.copy2(src, dst)
-    (tmp / "tokenizer_config.json").write_text(fast_tokenizer_config(model_dir))
-    os.replace(tmp, target)
-    return target
-
-
 LOAD_CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
@@ -219,44 +194,37 @@ BASELINE_CHILD = "import sentence_transformers, rag; rag.get_embedder()"
 
 
 def section_load(repeats: int, index_dir: Path | None) -> dict:
+    """Model load in a fresh process, and a cold ``rag ask`` against importing sentence-transformers
+    and loading the model alone (the two alternate, in separate processes)."""
     from rag.model_build import ensure_default_model
 
     model_dir = ensure_default_model()
-    fast_dir = fast_tokenizer_dir(model_dir, Path(tempfile.gettempdir()) / "rag-bench-fast-tokenizer-model")
     env = child_env()
-    out = {"model_dir": str(model_dir), "load": [], "load_fast_tok": [], "second_load": [], "second_load_fast_tok": [],
-           "import_st": [], "baseline": [], "ask": [], "ask_fast_tok": [], "ask_rss_mb": [], "baseline_rss_mb": []}
+    out = {"model_dir": str(model_dir), "load": [], "second_load": [], "import_st": [], "baseline": [], "ask": [],
+           "ask_rss_mb": [], "baseline_rss_mb": []}
     question = "Qui a écrit la biographie d'Amazon citée dans l'article ?"
     for r in range(repeats):
-        for kind in ("default", str(fast_dir)):
-            wall, rss, text, code = child_with_rss([PY, "-c", LOAD_CHILD, kind], env=env, cwd=REPO)
-            if code:
-                raise RuntimeError(text)
-            d = json.loads(text.strip().splitlines()[-1])
-            key = "" if kind == "default" else "_fast_tok"
-            out["load" + key].append(d["load"])
-            out["second_load" + key].append(d["second_load"])
-            if kind == "default":
-                out["import_st"].append(d["import_st"])
+        wall, rss, text, code = child_with_rss([PY, "-c", LOAD_CHILD, "default"], env=env, cwd=REPO)
+        if code:
+            raise RuntimeError(text)
+        d = json.loads(text.strip().splitlines()[-1])
+        out["load"].append(d["load"])
+        out["second_load"].append(d["second_load"])
+        out["import_st"].append(d["import_st"])
         if index_dir is not None:
             ask = [str(Path(PY).parent / "rag"), "ask", question, "--index", str(index_dir / "index"),
                    "--seeds", str(index_dir / "seeds")]
-            sides = [("ask", env), ("baseline", env), ("ask_fast_tok", child_env(RAG_EMBEDDING_MODEL=fast_dir))]
-            if r % 2:
-                sides.reverse()
-            for name, e in sides:
-                cmd = ask if name.startswith("ask") else [PY, "-c", BASELINE_CHILD]
-                wall, rss, text, code = child_with_rss(cmd, env=e, cwd=REPO)
+            sides = ["ask", "baseline"] if r % 2 == 0 else ["baseline", "ask"]
+            for name in sides:
+                cmd = ask if name == "ask" else [PY, "-c", BASELINE_CHILD]
+                wall, rss, text, code = child_with_rss(cmd, env=env, cwd=REPO)
                 if code:
                     raise RuntimeError(f"{name} failed: {text[-2000:]}")
                 out[name].append(wall)
-                if name in ("ask", "baseline"):
-                    out[name + "_rss_mb"].append(rss)
+                out[name + "_rss_mb"].append(rss)
             print(f"  cold ask {out['ask'][-1]:.1f} s, import+load {out['baseline'][-1]:.1f} s", file=sys.stderr, flush=True)
     if out["ask"]:
         out["ask_over_baseline"] = median(a / b for a, b in zip(out["ask"], out["baseline"]))
-        out["ask_fast_tok_over_baseline"] = median(a / b for a, b in zip(out["ask_fast_tok"], out["baseline"]))
-    out["fast_dir"] = str(fast_dir)
     out["peak_rss_mb"] = peak_rss_mb()
     return out
 

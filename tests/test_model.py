@@ -38,3 +38,28 @@ def test_cross_lingual_similarity_beats_unrelated(real_embedder):
     right = real_embedder.embed_documents([TEXTS[2]])[0]
     wrong = real_embedder.embed_documents(["La recette de la tarte aux pommes demande du beurre."])[0]
     assert q @ right > q @ wrong + 0.05
+
+
+def test_cached_model_skips_the_slow_tokenizer_scan(real_embedder, tmp_path):
+    """The saved tokenizer config lists the added tokens, so transformers does not re-parse the
+    17 MB tokenizer.json in Python on every load; the token ids stay those of tokenizer.json."""
+    import json
+    import shutil
+
+    from tokenizers import Tokenizer
+
+    from rag.model_build import add_tokens_decoder, ensure_default_model
+
+    model_dir = ensure_default_model()
+    config = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+    assert {v["content"] for v in config["added_tokens_decoder"].values()} == {"<s>", "<pad>", "</s>", "<unk>", "<mask>"}
+    raw = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    for text in [*TEXTS, "<s> </s> <mask> <pad> <unk> « guillemets » àéèç"]:
+        assert real_embedder._tokenizer(text)["input_ids"] == raw.encode(text).ids
+
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    assert add_tokens_decoder(copy) is False  # already there: never rewritten
+    (copy / "tokenizer_config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "added_tokens_decoder"}))
+    assert add_tokens_decoder(copy) is True
+    assert json.loads((copy / "tokenizer_config.json").read_text(encoding="utf-8")) == config
