@@ -9,6 +9,7 @@ from .types import Answer, Citation
 
 NOT_FOUND = "I could not find an answer to this question in the documents."
 MIN_SENTENCE_WORDS = 4
+QUOTE_WINDOW = 0.03  # further quotes score within this of the first one
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,14 @@ def compose(
     # (the whole chunk, BM25) than one sentence's cosine does.
     best = next((s for s in order if s.rank == 0), order[0])
     chosen = [best]
-    for s in order:
-        if len(chosen) >= max_quotes or s.score < best.score - 0.03:
+    # the next quotes: the best sentence of each next-ranked passage, when close enough (a second
+    # passage corroborates or completes the first more often than a neighbour sentence does)
+    for rank in range(1, passages):
+        if len(chosen) >= max_quotes:
             break
-        if s is not best:
-            chosen.append(s)
+        nxt = max((s for s in sentences if s.rank == rank), key=lambda s: s.score, default=None)
+        if nxt is not None and nxt.score >= best.score - QUOTE_WINDOW:
+            chosen.append(nxt)
     # reading order within a passage, passage rank across them
     chosen.sort(key=lambda s: (s.rank, s.start))
     citations: list[Citation] = []

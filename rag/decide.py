@@ -3,7 +3,8 @@
 Cosine levels alone cannot decline: with multilingual-e5 an unrelated question still scores
 0.75-0.85. What separates answerable questions is a *peak*: one sentence stands out from
 the background of the other candidates. The level still counts, relative to the question's
-language (French questions over French text score higher across the board)."""
+language (French questions over French text score higher across the board), and so does
+lexical support for French questions (the best BM25 score among the top passages)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,18 @@ from .lexical import question_language
 from .retrieve import Scored
 
 BACKGROUND_POOL = 20  # candidates whose sentences form the background
-# Fitted on tests/data/own_qa.jsonl + the dev set (checked on tests/data/heldout_qa.jsonl):
+# Fitted on tests/data/own_qa.jsonl, own2_qa.jsonl and the dev set (checked on heldout_qa.jsonl):
 LEVEL = {"fr": 0.84, "en": 0.80, "unknown": 0.80}  # a typical best-sentence cosine, by language
 LEVEL_WEIGHT = 1.0
-THRESHOLD = 0.022
+# Chosen on own_qa + own2_qa + dev, English: just below the lowest answerable question (the goal
+# allows about one wrong decline in 36); French: midway between the unanswerable and answerable
+# margins once lexical support is in. Checked on heldout_qa.
+THRESHOLD = {"fr": 0.055, "en": 0.010, "unknown": 0.030}
+# Lexical support: the best BM25 score among the top passages, per question language. A French
+# question that shares words with the passages is better supported; an English one over French
+# text shares few (names, cognates), so there the dense margin decides alone.
+LEXICAL_SUPPORT = {"fr": 0.01, "en": 0.0, "unknown": 0.005}
+LEXICAL_DEPTH = 3  # how many top passages the lexical support is taken from
 
 
 def decide(question: str, ranked: list[Scored]) -> tuple[bool, float, str]:
@@ -29,9 +38,12 @@ def decide(question: str, ranked: list[Scored]) -> tuple[bool, float, str]:
     best = max(max(s.sentence_cosines or (s.chunk_cosine,)) for s in ranked[:3])
     peak = best - float(np.mean(cosines))
     lang = question_language(question)
-    margin = peak + LEVEL_WEIGHT * (best - LEVEL[lang]) - THRESHOLD
+    lexical = max(s.lexical for s in ranked[:LEXICAL_DEPTH])
+    margin = peak + LEVEL_WEIGHT * (best - LEVEL[lang]) + LEXICAL_SUPPORT[lang] * lexical - THRESHOLD[lang]
     confidence = 1 / (1 + math.exp(-margin / 0.01))
-    detail = f"best sentence {best:.3f}, {peak:.3f} above the background, question language {lang}"
+    detail = (
+        f"best sentence {best:.3f}, {peak:.3f} above the background, BM25 {lexical:.2f}, question language {lang}"
+    )
     if margin < 0:
         return False, confidence, f"no passage stands out ({detail})"
     return True, confidence, f"a passage stands out ({detail})"

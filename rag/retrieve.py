@@ -20,6 +20,9 @@ MAX_QUESTION_CHARS = 100_000  # longer input is cut before it reaches the tokeni
 POOL = 60  # candidates gathered from each retriever before fusion
 LEXICAL_SCALE = 0.02  # the most BM25 can add to a dense score
 SENTENCE_WEIGHT = 0.7  # a chunk's dense score: this share from its best sentence, the rest from the whole chunk
+# A sentence of fewer words than this counts partly by its chunk's cosine: e5 gives short
+# fragments (a heading, "autre chose".) high cosines to almost any question.
+SHORT_SENTENCE_WORDS = 8
 # How much the BM25 ranking counts, by question language: the seeds are French, and an
 # English question shares few words with them (names and cognates only).
 LEXICAL_WEIGHT = {"fr": 1.0, "unknown": 0.5, "en": 0.3}
@@ -113,6 +116,8 @@ def rank(reader: IndexReader, question: str, query_vec: np.ndarray, k: int) -> l
     for chunk, cc in zip(chunks, chunk_cos):
         sids = [chunk.id * SENTENCE_STRIDE + j for j in range(len(chunk.sentences))]
         sent = tuple(float(x) for x in (reader.sentence_vectors_for(sids) @ query_vec)) if sids else ()
+        if SHORT_SENTENCE_WORDS and sent:
+            sent = tuple(_shrink(chunk.text, ab, s, float(cc)) for ab, s in zip(chunk.sentences, sent))
         best_sentence = max(sent) if sent else float(cc)
         dense = (1 - SENTENCE_WEIGHT) * float(cc) + SENTENCE_WEIGHT * best_sentence
         scored.append((chunk, dense, float(cc), sent))
@@ -128,6 +133,12 @@ def rank(reader: IndexReader, question: str, query_vec: np.ndarray, k: int) -> l
         out.append(Scored(chunk, dense, cc, sent, lexical_score.get(chunk.id, 0.0), dense_rank, lr, fused))
     out.sort(key=lambda s: -s.fused)
     return out[:k]
+
+
+def _shrink(text: str, span: tuple[int, int], cosine: float, chunk_cosine: float) -> float:
+    """A short sentence's cosine, pulled toward its chunk's in proportion to how short it is."""
+    share = min(1.0, len(text[span[0] : span[1]].split()) / SHORT_SENTENCE_WORDS)
+    return chunk_cosine + share * (cosine - chunk_cosine)
 
 
 def question_terms(question: str) -> set[str]:

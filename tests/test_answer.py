@@ -67,3 +67,48 @@ def test_french_question_is_answered_with_a_verbatim_quote(real_settings):
 def test_unrelated_question_is_declined(real_settings):
     ans = rag.answer("What is the population of Tokyo?", settings=real_settings)
     assert not ans.found and ans.citations == [] and "could not find" in ans.text
+
+
+def test_short_sentences_count_partly_by_their_chunk():
+    from rag.retrieve import SHORT_SENTENCE_WORDS, _shrink
+
+    text = "Francité. " + " ".join(["mot"] * SHORT_SENTENCE_WORDS) + "."
+    one_word = _shrink(text, (0, 9), 0.9, 0.8)
+    long_one = _shrink(text, (10, len(text)), 0.9, 0.8)
+    assert 0.8 < one_word < 0.9  # pulled toward the chunk's cosine
+    assert long_one == pytest.approx(0.9)  # a full sentence keeps its own
+
+
+def test_second_quote_comes_from_the_next_passage():
+    from rag.answer import compose
+    from rag.retrieve import Scored
+    from rag.types import Chunk
+
+    def scored(cid, text, cosines):
+        spans = tuple(split_sentences(text))
+        chunk = Chunk(cid, f"{cid}.txt", text, 100 * cid, 100 * cid + len(text), "", spans)
+        return Scored(chunk, max(cosines), max(cosines), tuple(cosines), 0.0, cid + 1, None, max(cosines))
+
+    ranked = [
+        scored(0, "Une phrase assez longue pour compter. Une autre phrase assez longue ici.", [0.85, 0.849]),
+        scored(1, "La phrase du deuxième passage est longue aussi.", [0.84]),
+    ]
+    ans = compose("?", ranked, found=True, confidence=0.9, reason="test")
+    assert [c.source for c in ans.citations] == ["0.txt", "1.txt"]
+    assert ans.citations[0].quote == "Une phrase assez longue pour compter."
+    for c in ans.citations:
+        assert c.quote in c.text and f"[{c.n}]" in ans.text
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("qa_file", ["dev", "own2"])
+def test_every_marker_points_to_a_verbatim_quote(real_settings, qa_file):
+    """On every dev question and our second set: quotes verbatim in passages, passages in files."""
+    from pathlib import Path
+
+    from rag import evaluate
+    from tests.conftest import DEV_QA
+
+    path = DEV_QA if qa_file == "dev" else Path(__file__).parent / "data" / "own2_qa.jsonl"
+    for q in evaluate.load_questions(path):
+        _assert_verbatim(rag.answer(q.q, settings=real_settings), real_settings.seeds_dir)
