@@ -11,6 +11,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
+from .ann import VectorSet
 from .chunk import MIN_CHUNK_TOKENS, chunk_document, embedding_text
 from .embed import Embedder
 from .errors import ConfigError, EmptyCorpusError, IndexBusyError, IndexCorruptError, IndexMismatchError
@@ -21,10 +22,8 @@ from .store import (
     Manifest,
     SeedEntry,
     collect_garbage,
-    copy_vector_indexes,
     current_version,
     library_versions,
-    new_vector_index,
     read_manifest,
     sentence_ids,
     write_version,
@@ -112,25 +111,25 @@ def build_index(
         vectors, sentence_vectors = _embed_chunks(new_chunks, settings, embedder, show_progress)
         _hook(crash_hook, "embedded")
 
+        # the vector index's kind follows the new chunk count (rag/ann.py): the previous build's
+        # index is edited by id, or re-created from its stored vectors when the kind must change
         if plan.full or old_reader is None:
-            index, sentence_index = new_vector_index(embedder.dim), new_vector_index(embedder.dim)
+            vector_set = VectorSet(embedder.dim)
             remove_ids: list[int] = []
             base_db = None
             seeds: dict[str, SeedEntry] = {}
         else:
-            index, sentence_index = copy_vector_indexes(old_reader)
+            vector_set = VectorSet(embedder.dim, old_reader.loaded_vectors())
             gone = list(plan.removed) + [d.source for d in plan.changed]
             remove_ids = [i for s in gone for i in old_manifest.seeds[s].chunk_ids]
             if remove_ids:
-                index.remove_ids(np.asarray(remove_ids, dtype=np.int64))
                 old_sentences = [i for c in old_reader.chunks(remove_ids) for i in sentence_ids(c)]
-                sentence_index.remove_ids(np.asarray(old_sentences, dtype=np.int64))
+                vector_set.remove(remove_ids, old_sentences)
             base_db = old_reader.version_dir / "chunks.sqlite"
             seeds = {s: e for s, e in old_manifest.seeds.items() if s in plan.unchanged}
         if new_chunks:
-            index.add_with_ids(vectors, np.asarray([c.id for c in new_chunks], dtype=np.int64))
             ids = np.asarray([i for c in new_chunks for i in sentence_ids(c)], dtype=np.int64)
-            sentence_index.add_with_ids(sentence_vectors, ids)
+            vector_set.add([c.id for c in new_chunks], vectors, ids, sentence_vectors)
         for doc in plan.added + plan.changed:
             seeds[doc.source] = SeedEntry(
                 sha256=doc.sha256,
@@ -150,7 +149,7 @@ def build_index(
             library_versions=library_versions(),
         )
         version = write_version(
-            settings.index_dir, manifest, index, sentence_index, base_db, remove_ids, new_chunks, crash_hook=crash_hook
+            settings.index_dir, manifest, vector_set, base_db, remove_ids, new_chunks, crash_hook=crash_hook
         )
         files += [SeedChange(d.source, "added", len(per_doc[d.source])) for d in plan.added]
         files += [SeedChange(d.source, "changed", len(per_doc[d.source])) for d in plan.changed]

@@ -6,6 +6,8 @@ Layout of ``index_dir``::
     v-<time>-<rand>/   one complete, immutable build
         vectors.faiss  IndexIDMap2 over inner product (vectors are normalised), one per chunk
         sentences.faiss  the same, one vector per sentence (id = chunk id * 1024 + position)
+                       (from ann.EXACT_MAX chunks on: vectors.faiss is an IVF-SQ8, beside float16
+                       stores vectors.{f16,ids}.npy and sentences.{f16,ids}.npy; see rag/ann.py)
         chunks.sqlite  one row per chunk: id, source, start, end, title, text, sentence spans
         manifest.json  written last; lists every file's sha256, and its own
     .lock              held while a build runs (an flock: the kernel frees it if the build dies)
@@ -34,18 +36,19 @@ from pathlib import Path
 
 import numpy as np
 
+from . import ann
+from .ann import SENTENCE_VECTORS, VECTORS
 from .checksum import sha256_file as sha256_path
 from .errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from .types import Chunk
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # an approximate (IVF) index: the manifest's "index" says which, and its files
+FLAT_SCHEMA_VERSION = 2  # an exact index, in the format written before the IVF existed
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
-VECTORS = "vectors.faiss"
-SENTENCE_VECTORS = "sentences.faiss"
 SENTENCE_STRIDE = 1024
 CHUNKS_DB = "chunks.sqlite"
-DATA_FILES = (VECTORS, SENTENCE_VECTORS, CHUNKS_DB)
+DATA_FILES = (VECTORS, SENTENCE_VECTORS, CHUNKS_DB)  # of an exact index; see data_files
 REBUILD_HINT = "run `rag index --full` to rebuild it"
 MAX_MANIFEST_BYTES = 1 << 30
 
@@ -71,6 +74,7 @@ class Manifest:
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
     library_versions: dict[str, str] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    index: dict = field(default_factory=dict)  # ann.spec_to_manifest: empty for the exact kind
     # sha256 of the manifest's own content (every other field): a damaged or hand-edited manifest
     # is refused instead of steering the reader or the next incremental build. Empty only in
     # manifests written before it existed.
@@ -80,8 +84,14 @@ class Manifest:
     def total_chunks(self) -> int:
         return sum(len(e.chunk_ids) for e in self.seeds.values())
 
+    @property
+    def spec(self) -> ann.IndexSpec:
+        return ann.spec_from_manifest(self.index)
+
     def to_json(self) -> str:
         data = asdict(self)
+        if not data["index"]:  # the exact kind's manifest is the schema 2 one, unchanged
+            del data["index"]
         data["checksum"] = _content_digest(data)
         return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True)
 
@@ -90,10 +100,10 @@ class Manifest:
         data = json.loads(raw)
         if not isinstance(data, dict):
             raise ValueError("it is not a JSON object")
-        if data.get("schema_version") != SCHEMA_VERSION:
+        if data.get("schema_version") not in (FLAT_SCHEMA_VERSION, SCHEMA_VERSION):
             raise IndexMismatchError(
                 f"the index uses schema version {data.get('schema_version')!r}, this program reads "
-                f"version {SCHEMA_VERSION}; {REBUILD_HINT}"
+                f"version {SCHEMA_VERSION} (and {FLAT_SCHEMA_VERSION} for exact-search indexes); {REBUILD_HINT}"
             )
         if "checksum" in data and data["checksum"] != _content_digest(data):
             raise ValueError("its own checksum does not match its content")
@@ -113,8 +123,12 @@ class Manifest:
         _expect(_is_int(self.next_id) and self.next_id >= 0, "next_id")
         _expect(isinstance(self.built_at, str), "built_at")
         _expect(isinstance(self.library_versions, dict), "library_versions")
+        _expect(isinstance(self.index, dict), "index")
+        spec = self.spec  # ValueError when it is not a kind a build writes
+        _expect((self.schema_version == FLAT_SCHEMA_VERSION) == (spec.kind == "flat"), "schema_version")
         _expect(
-            isinstance(self.files, dict) and all(_is_sha256(self.files.get(n)) for n in DATA_FILES), "files"
+            isinstance(self.files, dict) and all(_is_sha256(self.files.get(n)) for n in data_files(spec.kind)),
+            "files",
         )
         seen: set[int] = set()
         for source, entry in self.seeds.items():
@@ -132,6 +146,11 @@ class Manifest:
 
     def chunk_sources(self) -> dict[int, str]:
         return {i: source for source, e in self.seeds.items() for i in e.chunk_ids}
+
+
+def data_files(kind: str) -> tuple[str, ...]:
+    """The data files (every file but the manifest) of a build whose vectors are of this kind."""
+    return (*ann.vector_files(kind), CHUNKS_DB)
 
 
 def _content_digest(data: dict) -> str:
@@ -222,12 +241,14 @@ def check_compatible(manifest: Manifest, model_id: str, fingerprint: str, dim: i
 class IndexReader:
     """One loaded, immutable build. Safe to share between threads."""
 
-    def __init__(self, version_dir: Path, manifest: Manifest, vectors, sentence_vectors, db: sqlite3.Connection) -> None:
+    def __init__(self, version_dir: Path, manifest: Manifest, vectors: ann.LoadedVectors, db: sqlite3.Connection) -> None:
         self.version_dir = version_dir
         self.version = version_dir.name
         self.manifest = manifest
-        self._vectors = vectors
-        self._sentence_vectors = sentence_vectors
+        self._vec = vectors  # of either kind; the exact kind is searched through the two indexes below
+        self._vectors = vectors.index
+        self._sentence_vectors = vectors.sentence_index  # None for the IVF kind
+        self._exact = vectors.spec.kind == "flat"
         self._db = db
         self._db_lock = threading.Lock()
 
@@ -245,11 +266,10 @@ class IndexReader:
         Nothing reaches FAISS or SQLite before its sha256 matches the (self-checked) manifest and,
         for FAISS, its layout matches what a build writes; then the three stores are cross-checked
         id by id, so every vector a search returns has its chunk, in the seed the manifest says."""
-        import faiss
-
         manifest = read_manifest(version_dir)
+        spec = manifest.spec
         try:
-            for name in DATA_FILES:
+            for name in data_files(spec.kind):
                 path = version_dir / name
                 if not path.is_file():
                     raise IndexCorruptError(f"the index file {path} is missing; {REBUILD_HINT}")
@@ -258,21 +278,28 @@ class IndexReader:
                     raise IndexCorruptError(
                         f"the index file {path} is damaged (checksum mismatch); {REBUILD_HINT}"
                     )
-            for name in (VECTORS, SENTENCE_VECTORS):
-                check_vector_file(version_dir / name, manifest.dim)
+            if spec.kind == "flat":
+                for name in (VECTORS, SENTENCE_VECTORS):
+                    check_vector_file(version_dir / name, manifest.dim)
+            else:
+                check_ivf_file(version_dir / VECTORS, manifest.dim, spec)
         except OSError as exc:  # e.g. the build was collected while we read it
             raise IndexCorruptError(f"cannot read the index at {version_dir}: {exc}; {REBUILD_HINT}") from exc
         try:
-            vectors = faiss.read_index(str(version_dir / VECTORS))
-            sentence_vectors = faiss.read_index(str(version_dir / SENTENCE_VECTORS))
-        except (RuntimeError, MemoryError) as exc:
+            candidates = manifest.index.get("candidates", ann.CANDIDATES)
+            vectors = ann.LoadedVectors.read(version_dir, spec, manifest.dim, SENTENCE_STRIDE, candidates)
+        except ann.LayoutError as exc:
+            raise IndexCorruptError(
+                f"the vector files in {version_dir} do not have the layout a build writes ({exc}); {REBUILD_HINT}"
+            ) from exc
+        except (RuntimeError, MemoryError, OSError, ValueError, EOFError) as exc:  # ValueError: a bad .npy header
             raise IndexCorruptError(f"cannot read the vectors in {version_dir}: {exc}; {REBUILD_HINT}") from exc
         db = None
         try:
             uri = f"file:{(version_dir / CHUNKS_DB).as_posix()}?mode=ro&immutable=1"
             db = sqlite3.connect(uri, uri=True, check_same_thread=False)
             rows = db.execute("SELECT id, source, json_array_length(sentences) FROM chunks ORDER BY id").fetchall()
-            _check_consistent(version_dir, manifest, vectors, sentence_vectors, rows)
+            _check_consistent(version_dir, manifest, vectors, rows)
         except sqlite3.Error as exc:
             if db is not None:
                 db.close()
@@ -281,41 +308,52 @@ class IndexReader:
             if db is not None:
                 db.close()
             raise
-        return cls(version_dir, manifest, vectors, sentence_vectors, db)
+        return cls(version_dir, manifest, vectors, db)
 
     @property
     def ntotal(self) -> int:
         return int(self._vectors.ntotal)
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """(chunk id, cosine) pairs, best first; FAISS's -1 "no result" slots are dropped."""
+        """(chunk id, cosine) pairs, best first; FAISS's -1 "no result" slots are dropped. Exact
+        below ann.EXACT_MAX chunks; above, the IVF's candidates re-scored exactly (float16)."""
         k = max(0, min(int(k), self.ntotal))
         if k == 0:
             return []
-        scores, ids = self._vectors.search(np.asarray(query, dtype=np.float32).reshape(1, -1), k)
+        with ann.one_search_thread():
+            if not self._exact:
+                return self._vec.search(query, k)
+            scores, ids = self._vectors.search(np.asarray(query, dtype=np.float32).reshape(1, -1), k)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
     def search_sentences(self, query: np.ndarray, k: int) -> list[tuple[int, int, float]]:
-        """(chunk id, sentence position, cosine) for the ``k`` closest sentences, best first."""
-        k = max(0, min(int(k), int(self._sentence_vectors.ntotal)))
-        if k == 0:
-            return []
-        scores, ids = self._sentence_vectors.search(np.asarray(query, dtype=np.float32).reshape(1, -1), k)
+        """(chunk id, sentence position, cosine) for the ``k`` closest sentences, best first. Above
+        ann.EXACT_MAX chunks: the closest among the sentences of the chunk search's candidates."""
+        with ann.one_search_thread():
+            if not self._exact:
+                k = max(0, min(int(k), self._vec.n_sentences))
+                return self._vec.search_sentences(query, k) if k else []
+            k = max(0, min(int(k), int(self._sentence_vectors.ntotal)))
+            if k == 0:
+                return []
+            scores, ids = self._sentence_vectors.search(np.asarray(query, dtype=np.float32).reshape(1, -1), k)
         return [(int(i) // SENTENCE_STRIDE, int(i) % SENTENCE_STRIDE, float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
     def vectors_for(self, ids: Iterable[int]) -> np.ndarray:
-        return self._reconstruct(self._vectors, ids)
+        return self._reconstruct(self._vectors, ids, sentences=False)
 
     def sentence_vectors_for(self, ids: Iterable[int]) -> np.ndarray:
-        return self._reconstruct(self._sentence_vectors, ids)
+        return self._reconstruct(self._sentence_vectors, ids, sentences=True)
 
-    def _reconstruct(self, index, ids: Iterable[int]) -> np.ndarray:
+    def _reconstruct(self, index, ids: Iterable[int], sentences: bool) -> np.ndarray:
         ids = [int(i) for i in ids]
         if not ids:
             return np.zeros((0, self.manifest.dim), dtype=np.float32)
         try:
+            if not self._exact:  # the IVF's float16 stores
+                return self._vec.vectors(ids, sentences)
             return np.stack([index.reconstruct(i) for i in ids])
-        except RuntimeError as exc:  # an id the index does not hold
+        except (RuntimeError, KeyError) as exc:  # an id the index does not hold
             raise IndexCorruptError(f"vector ids {ids[:5]} are missing from {self.version_dir}; {REBUILD_HINT}") from exc
 
     def chunks(self, ids: list[int]) -> list[Chunk]:
@@ -350,7 +388,11 @@ class IndexReader:
         return self._vectors
 
     def raw_sentence_vectors(self):
+        """The exact sentence index (None above ann.EXACT_MAX chunks: there is none)."""
         return self._sentence_vectors
+
+    def loaded_vectors(self) -> ann.LoadedVectors:
+        return self._vec
 
     def close(self) -> None:
         with self._db_lock:
@@ -405,15 +447,25 @@ def check_vector_file(path: Path, dim: int) -> None:
     )
 
 
-def _check_consistent(version_dir: Path, manifest: Manifest, vectors, sentence_vectors, rows: list) -> None:
-    """The manifest, the chunk table and both vector indexes describe exactly the same chunks."""
-    import faiss
+def check_ivf_file(path: Path, dim: int, spec: ann.IndexSpec) -> None:
+    """check_vector_file for the approximate kind (see ann.check_ivf_file)."""
+    try:
+        ann.check_ivf_file(path, dim, spec)
+    except ann.LayoutError as exc:
+        raise IndexCorruptError(
+            f"the index file {path} does not have the layout of a {dim}-dimension {spec.describe()} index "
+            f"({exc} differs; damaged, or written for another model or FAISS version); {REBUILD_HINT}"
+        ) from exc
+
+
+def _check_consistent(version_dir: Path, manifest: Manifest, vectors: ann.LoadedVectors, rows: list) -> None:
+    """The manifest, the chunk table and the vector files describe exactly the same chunks."""
 
     def fail(detail: str):
         raise IndexCorruptError(f"the index at {version_dir} is inconsistent: {detail}; {REBUILD_HINT}")
 
-    if vectors.d != manifest.dim or sentence_vectors.d != manifest.dim:
-        fail(f"vectors of {vectors.d}/{sentence_vectors.d} dimensions, {manifest.dim} in the manifest")
+    if any(d != manifest.dim for d in vectors.dims):
+        fail(f"vectors of {'/'.join(map(str, vectors.dims))} dimensions, {manifest.dim} in the manifest")
     if not (len(rows) == vectors.ntotal == manifest.total_chunks):
         fail(
             f"{vectors.ntotal} vectors, {len(rows)} chunk rows, {manifest.total_chunks} chunks in the manifest"
@@ -425,10 +477,10 @@ def _check_consistent(version_dir: Path, manifest: Manifest, vectors, sentence_v
     counts = np.asarray([r[2] if isinstance(r[2], int) else -1 for r in rows], dtype=np.int64)
     if (counts < 0).any() or (counts > SENTENCE_STRIDE - 1).any():
         fail("a chunk row has no valid sentence list")
-    chunk_ids = np.sort(faiss.vector_to_array(vectors.id_map).astype(np.int64))
-    if not np.array_equal(chunk_ids, row_ids):  # rows come sorted by id, and ids are unique
-        fail("the chunk vectors and the chunk table hold different ids")
-    sent = np.sort(faiss.vector_to_array(sentence_vectors.id_map).astype(np.int64))
+    for ids in vectors.chunk_ids():
+        if not np.array_equal(np.sort(ids), row_ids):  # rows come sorted by id, and ids are unique
+            fail("the chunk vectors and the chunk table hold different ids")
+    sent = np.sort(vectors.sentence_ids())
     # chunk id * stride + position, for every sentence of every chunk, in increasing order
     starts = np.repeat(np.cumsum(counts) - counts, counts)
     expected = np.repeat(row_ids * SENTENCE_STRIDE, counts) + (np.arange(int(counts.sum())) - starts)
@@ -439,24 +491,10 @@ def _check_consistent(version_dir: Path, manifest: Manifest, vectors, sentence_v
 # ----------------------------------------------------------------------------- writing
 
 
-def new_vector_index(dim: int):
-    import faiss
-
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-
-
-def copy_vector_indexes(reader: IndexReader):
-    """Editable copies of a build's chunk and sentence vectors."""
-    import faiss
-
-    return faiss.clone_index(reader.raw_vectors()), faiss.clone_index(reader.raw_sentence_vectors())
-
-
 def write_version(
     index_dir: Path,
     manifest: Manifest,
-    vectors,
-    sentence_vectors,
+    vectors: ann.VectorSet,
     base_db: Path | None,
     remove_ids: list[int],
     add_chunks: list[Chunk],
@@ -465,9 +503,8 @@ def write_version(
     """Write a complete new build beside the live one and make it live. Returns its folder.
 
     ``base_db`` is the previous build's chunk table, copied then edited, so unchanged
-    chunks are never re-read or re-written one by one."""
-    import faiss
-
+    chunks are never re-read or re-written one by one. ``vectors`` chooses the index kind for the
+    new chunk count (ann.choose) and writes its files; the manifest records it."""
     index_dir.mkdir(parents=True, exist_ok=True)
     tmp = index_dir / f".tmp-{secrets.token_hex(6)}"
     tmp.mkdir()
@@ -495,14 +532,18 @@ def write_version(
         finally:
             db.close()
         _hook(crash_hook, "chunks-written")
-        faiss.write_index(vectors, str(tmp / VECTORS))
-        faiss.write_index(sentence_vectors, str(tmp / SENTENCE_VECTORS))
+        spec = vectors.write(tmp)
         _hook(crash_hook, "vectors-written")
-        files = {name: sha256_path(tmp / name) for name in DATA_FILES}
-        final = Manifest(**{**asdict(manifest), "seeds": manifest.seeds, "files": files})
+        names = data_files(spec.kind)
+        files = {name: sha256_path(tmp / name) for name in names}
+        schema = FLAT_SCHEMA_VERSION if spec.kind == "flat" else SCHEMA_VERSION
+        final = Manifest(**{
+            **asdict(manifest), "seeds": manifest.seeds, "files": files,
+            "index": ann.spec_to_manifest(spec), "schema_version": schema,
+        })
         _write_synced(tmp / MANIFEST, final.to_json())
         _hook(crash_hook, "manifest-written")
-        for name in DATA_FILES:
+        for name in names:
             _fsync_file(tmp / name)
         _fsync_dir(tmp)
         _hook(crash_hook, "version-complete")

@@ -23,18 +23,18 @@ import numpy as np
 import pytest
 
 import rag
-from rag import indexer
+from rag import ann, indexer
 from rag.cli import main as cli_main
 from rag.embed import FakeEmbedder
 from rag.store import (
     CHUNKS_DB,
     CURRENT,
     MANIFEST,
-    SENTENCE_VECTORS,
     VECTORS,
     IndexReader,
     _content_digest,
     current_version,
+    data_files,
     sha256_path,
 )
 from tests.conftest import SEEDS
@@ -49,6 +49,22 @@ from tests.robust_helpers import (
 
 QUESTIONS = ["service client Amazon", "confiance des consommateurs et délais de livraison", "motclef3x2 pratique"]
 REBUILD = "rag index --full"
+# The two kinds of vector index (rag/ann.py): exact below ann.EXACT_MAX chunks, IVF-SQ8 from it on.
+# For the IVF, the tests lower the threshold so that the fake embedder's small corpora are above it.
+KINDS = ["flat", "ivf-sq8"]
+SMALL_MAX = 16
+
+
+def _use_kind(monkeypatch, kind: str) -> int:
+    """Make builds in this process write ``kind``; returns the threshold (for child processes)."""
+    exact_max = ann.EXACT_MAX if kind == "flat" else SMALL_MAX
+    monkeypatch.setattr(ann, "EXACT_MAX", exact_max)
+    return exact_max
+
+
+def _kind_of(index_dir: Path) -> str:
+    data = json.loads((current_version(index_dir) / MANIFEST).read_text(encoding="utf-8"))
+    return data.get("index", {}).get("kind", "flat")
 
 
 class CountingEmbedder(FakeEmbedder):
@@ -286,9 +302,14 @@ def test_chunk_table_with_a_row_less_than_the_vectors_is_refused(fake, fake_sett
     assert rows == vectors - 1
 
 
-@pytest.mark.parametrize("name", [VECTORS, SENTENCE_VECTORS, CHUNKS_DB, MANIFEST, CURRENT])
-def test_missing_or_empty_index_file_is_refused(fake_settings, name):
+@pytest.mark.parametrize(
+    "kind, name",
+    [(k, n) for k in KINDS for n in (*data_files(k), MANIFEST, CURRENT)],
+)
+def test_missing_or_empty_index_file_is_refused(fake_settings, monkeypatch, kind, name):
+    _use_kind(monkeypatch, kind)
     rag.build_index(settings=fake_settings)
+    assert _kind_of(fake_settings.index_dir) == kind
     version = current_version(fake_settings.index_dir)
     path = fake_settings.index_dir / CURRENT if name == CURRENT else version / name
     path.write_bytes(b"")
@@ -436,8 +457,12 @@ def _kill_template(fake, base: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_kill_9_at_any_moment_leaves_the_old_or_the_new_index_never_a_mix(fake, tmp_path):
+@pytest.mark.parametrize("kind", KINDS)
+def test_kill_9_at_any_moment_leaves_the_old_or_the_new_index_never_a_mix(fake, tmp_path, monkeypatch, kind):
+    exact_max = _use_kind(monkeypatch, kind)
+    in_child = f"from rag import ann\nann.EXACT_MAX = {exact_max}\n"  # the children build the same kind
     template = _kill_template(fake, tmp_path / "template")
+    assert _kind_of(template / "index") == kind
     old = index_snapshot(template / "index", KILL_QUESTIONS, fake)
     new = {}
     for mode in ("inc", "full"):  # the two possible outcomes of each kind of rebuild, built to completion
@@ -450,7 +475,7 @@ def test_kill_9_at_any_moment_leaves_the_old_or_the_new_index_never_a_mix(fake, 
 
     servers: queue.Queue = queue.Queue()
     for _ in range(2):
-        servers.put(start_child(FORK_SERVER, stdin=subprocess.PIPE, bufsize=1))
+        servers.put(start_child(in_child + FORK_SERVER, stdin=subprocess.PIPE, bufsize=1))
     counter = itertools.count()
 
     def verify(where, mode, run) -> str:
@@ -474,7 +499,7 @@ def test_kill_9_at_any_moment_leaves_the_old_or_the_new_index_never_a_mix(fake, 
         shutil.copytree(template, run)
         args = {"mode": mode, "point": point, "n": n, "seeds": str(run / "seeds"), "index": str(run / "index")}
         if fresh:  # a plain `python -c` child, killed from here after a random sleep
-            proc = start_child(KILL_CHILD, mode, point, str(n), args["seeds"], args["index"])
+            proc = start_child(in_child + KILL_CHILD, mode, point, str(n), args["seeds"], args["index"])
             assert proc.stdout.readline().strip() == "START"
             time.sleep(delay)
             proc.send_signal(signal.SIGKILL)
@@ -585,14 +610,32 @@ def _forge_file_checksum(version: Path, name: str) -> None:
     _edit_manifest(version, lambda d: d["files"].update({name: sha256_path(version / name)}), forge=True)
 
 
+def _float_region(path: Path, data: bytes, dim: int) -> tuple[int, int]:
+    """Where a vector file keeps floats that only move scores: the vectors of a flat index, the
+    centroids of an IVF, the rows of a float16 store."""
+    if path.suffix == ".npy":
+        with open(path, "rb") as f:
+            np.lib.format.read_magic(f)
+            np.lib.format.read_array_header_1_0(f)
+            return f.tell(), len(data)
+    if data[:4] == b"IwSq":
+        nlist = int.from_bytes(data[37:45], "little")
+        return 98, 98 + nlist * dim * 4
+    return 82, 82 + int.from_bytes(data[8:16], "little") * dim * 4
+
+
 @pytest.mark.slow
-def test_fuzzed_index_files_load_correctly_or_fail_cleanly_in_a_subprocess(fake, tmp_path):
+@pytest.mark.parametrize("kind", KINDS)
+def test_fuzzed_index_files_load_correctly_or_fail_cleanly_in_a_subprocess(fake, tmp_path, monkeypatch, kind):
+    _use_kind(monkeypatch, kind)
     a, b = tmp_path / "A", tmp_path / "B"
     shutil.copytree(SEEDS, a / "seeds")
     seed_texts = {p.name: p.read_text(encoding="utf-8") for p in (a / "seeds").iterdir()}
     rag.build_index(settings=_settings(fake, a))
-    write_corpus(b / "seeds", 8, seed=11)
+    write_corpus(b / "seeds", 8 if kind == "flat" else 16, seed=11)
     rag.build_index(settings=_settings(fake, b))
+    assert _kind_of(a / "index") == _kind_of(b / "index") == kind
+    vector_files = data_files(kind)[:-1]
     va, vb = current_version(a / "index"), current_version(b / "index")
     rng = random.Random(20261123)
     cases: list[dict] = []
@@ -628,7 +671,7 @@ def test_fuzzed_index_files_load_correctly_or_fail_cleanly_in_a_subprocess(fake,
                 _forge_file_checksum(version, name)
         return mutate
 
-    files = [CURRENT, MANIFEST, VECTORS, SENTENCE_VECTORS, CHUNKS_DB]
+    files = [CURRENT, MANIFEST, *data_files(kind)]
     for name in files:
         # truncated at random offsets (and at the ends)
         fractions = [rng.random() for _ in range(4)]
@@ -644,16 +687,18 @@ def test_fuzzed_index_files_load_correctly_or_fail_cleanly_in_a_subprocess(fake,
             case(f"delete-{name}", "A", lambda index, version, n=name: target(index, version, n).unlink())
     # damaged vector and chunk files whose checksum was rewritten in the manifest to match (with the
     # manifest's own checksum recomputed): the layout and consistency checks must still refuse them
-    for name in (VECTORS, SENTENCE_VECTORS):
+    for name in vector_files:
         for _ in range(2):
             case(f"forged-truncate-{name}", "A", lambda i, v, n=name: (truncate(n, lambda k: rng.randrange(k))(i, v), _forge_file_checksum(v, n)))
         for _ in range(4):
             case(f"forged-header-{name}", "A", flip(name, 1, region=lambda d: (0, 90), forge=True))
-        for _ in range(2):
-            case(f"forged-ids-{name}", "A", flip(name, 1, region=lambda d: (len(d) - 8 * 5, len(d)), forge=True))
-        # the vectors' floats: scores may change, but no citation may point at the wrong text
-        codes = lambda d: (82, 82 + int.from_bytes(d[8:16], "little") * fake.dim * 4)  # noqa: E731
-        case(f"forged-floats-{name}", "cite", flip(name, 3, region=codes, forge=True))
+        if not name.endswith(".f16.npy"):  # a float16 store ends with floats, the others with ids
+            for _ in range(2):
+                case(f"forged-ids-{name}", "A", flip(name, 1, region=lambda d: (len(d) - 8 * 5, len(d)), forge=True))
+        if not name.endswith(".ids.npy"):
+            # the vectors' floats: scores may change, but no citation may point at the wrong text
+            codes = lambda d, n=name: _float_region(va / n, d, fake.dim)  # noqa: E731
+            case(f"forged-floats-{name}", "cite", flip(name, 3, region=codes, forge=True))
     for _ in range(3):
         case("forged-truncate-chunks", "A", lambda i, v: (truncate(CHUNKS_DB, lambda k: rng.randrange(k))(i, v), _forge_file_checksum(v, CHUNKS_DB)))
     # the manifest edited: checksums rewritten, counts altered, another model or schema, not JSON at all
@@ -668,7 +713,7 @@ def test_fuzzed_index_files_load_correctly_or_fail_cleanly_in_a_subprocess(fake,
         ("dim-forged", lambda d: d.update(dim=65), True),
         ("model-forged", lambda d: d.update(model_id="another/model"), True),
         ("schema", lambda d: d.update(schema_version=99), False),
-        ("files-forged", lambda d: d["files"].pop(SENTENCE_VECTORS), True),
+        ("files-forged", lambda d: d["files"].pop(vector_files[-1]), True),
         ("seeds-forged", lambda d: d.update(seeds=[]), True),
     ]
     for label, edit, forge in edits:
@@ -683,7 +728,7 @@ def test_fuzzed_index_files_load_correctly_or_fail_cleanly_in_a_subprocess(fake,
         case(f"manifest-{label}", "A", lambda i, v, r=raw: (v / MANIFEST).write_bytes(r))
     # whole builds swapped: B's complete build under A's name is a valid index (B's results)
     def swap_build(index, version):
-        for n in (MANIFEST, VECTORS, SENTENCE_VECTORS, CHUNKS_DB):
+        for n in (MANIFEST, *data_files(kind)):
             shutil.copyfile(vb / n, version / n)
     case("swap-build", "AB", swap_build)
     case("swap-manifest-and-vectors", "A", lambda i, v: [shutil.copyfile(vb / n, v / n) for n in (MANIFEST, VECTORS)])
@@ -723,10 +768,13 @@ def test_fuzzed_index_files_load_correctly_or_fail_cleanly_in_a_subprocess(fake,
     assert tally["refused"] >= 80 and tally["ok"] >= 3
 
 
-def test_damaged_vector_file_with_forged_checksums_never_reaches_faiss(fake, fake_settings, tmp_path):
+@pytest.mark.parametrize("kind", KINDS)
+def test_damaged_vector_file_with_forged_checksums_never_reaches_faiss(fake, fake_settings, tmp_path, monkeypatch, kind):
     """A size field that disagrees with the file would make FAISS read out of bounds: the layout
     check refuses it first (in a child process, so that a segfault would show as a failure)."""
+    _use_kind(monkeypatch, kind)
     rag.build_index(settings=fake_settings)
+    assert _kind_of(fake_settings.index_dir) == kind
     version = current_version(fake_settings.index_dir)
     data = bytearray((version / VECTORS).read_bytes())
     data[8:16] = (10**9).to_bytes(8, "little")  # ntotal: a billion vectors
