@@ -27,7 +27,9 @@ class Settings:
     chunk_overlap_tokens: int = 48
     max_file_bytes: int = 10_000_000  # larger seeds are skipped with a reason, not read
     clean_boilerplate: bool = True
-    title_context: bool = True  # embed each chunk with its document title in front
+    # embed each chunk and sentence with its document title in front; off by default: the title
+    # makes every sentence of an article look alike (recall@1 90 -> 95 of 114 questions without it)
+    title_context: bool = False
     batch_size: int = 32
     extensions: tuple[str, ...] = (".txt", ".md")
 

@@ -97,7 +97,10 @@ VARIANTS = {
     "BM25 same weight for every language": ({}, {(retrieve, "LEXICAL_WEIGHT"): {"fr": 1.0, "en": 1.0, "unknown": 1.0}}),
     "- sentence vectors": ({}, {(retrieve, "SENTENCE_WEIGHT"): 0.0}),
     "sentence vectors only": ({}, {(retrieve, "SENTENCE_WEIGHT"): 1.0}),
-    "- title context": ({"title_context": False}, {}),
+    "+ title context (decline as fitted for it)": (
+        {"title_context": True},
+        {(decide_mod, "THRESHOLD"): {"fr": 0.055, "en": 0.010, "unknown": 0.030}},
+    ),
     "- boilerplate cleaning (and post split)": ({"clean_boilerplate": False}, {}),
     "chunks 256/48 tokens": ({"chunk_tokens": 256, "chunk_overlap_tokens": 48}, {}),
     "chunks 96/16 tokens": ({"chunk_tokens": 96, "chunk_overlap_tokens": 16}, {}),
@@ -110,19 +113,7 @@ VARIANTS = {
             (decide_mod, "LEXICAL_SUPPORT"): NO_LEXICAL_SUPPORT,
         },
     ),
-    # title_context is a setting (settings.py): this row is the proposal to turn it off, with the
-    # decline thresholds refitted on own + own2 + dev for the vectors it gives
-    "- title context, decline refitted (en 0.024, fr 0.066)": (
-        {"title_context": False},
-        {(decide_mod, "THRESHOLD"): {"fr": 0.066, "en": 0.024, "unknown": 0.045}},
-    ),
-    "decline - lexical support (French threshold refitted to 0.03)": (
-        {},
-        {
-            (decide_mod, "THRESHOLD"): {"fr": 0.03, "en": 0.010, "unknown": 0.02},
-            (decide_mod, "LEXICAL_SUPPORT"): NO_LEXICAL_SUPPORT,
-        },
-    ),
+    "decline - lexical support": ({}, {(decide_mod, "LEXICAL_SUPPORT"): NO_LEXICAL_SUPPORT}),
 }
 
 
