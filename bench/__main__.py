@@ -188,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         if "addone" in only:
             step("addone", "--repeats", "1", "--seeds", "30" if q else "200")
         if "fastembed" in only:
-            step("fastembed", "--repeats", str(reps), "--variants", "onnx-int8" if q else "onnx-int8,torch-qint8")
+            step("fastembed", "--repeats", str(reps), "--variants", "onnx-int8" if q else "onnx-int8,onnx-fp32",
+                 "--eval-variants", "onnx-int8" if q else "onnx-int8,onnx-fp32")
         if "ann" in only:
             from .scale import REAL_VECTORS
 

@@ -181,10 +181,34 @@ _cache: dict[str, Embedder] = {}
 _cache_lock = threading.Lock()
 
 
+def split_backend(model: str) -> tuple[str, str | None]:
+    """``"name#backend"`` -> ``("name", "backend")`` when ``backend`` is a fast backend of
+    ``rag.fast_embed`` (e.g. ``"intfloat/multilingual-e5-small#onnx-fp32"``); else ``(model, None)``."""
+    base, sep, backend = model.rpartition("#")
+    if not sep or not base:
+        return model, None
+    from .fast_embed import BACKENDS
+
+    if backend in BACKENDS:
+        return base, backend
+    if Path(model).expanduser().exists():  # a directory whose name has a '#'
+        return model, None
+    raise ModelError(
+        f"unknown embedding backend {backend!r} in {model!r}; known: {', '.join(sorted(BACKENDS))}"
+    )
+
+
 def get_embedder(model: str = DEFAULT_MODEL_ID) -> Embedder:
-    """The embedder for ``model``, loaded once per process and then reused."""
+    """The embedder for ``model``, loaded once per process and then reused. ``"<model>#<backend>"``
+    selects a faster CPU runtime of the same model (``rag.fast_embed.BACKENDS``)."""
     with _cache_lock:
         if model not in _cache:
             log.info("Loading embedding model %s", model)
-            _cache[model] = SentenceTransformerEmbedder(model)
+            base, backend = split_backend(model)
+            if backend is None:
+                _cache[model] = SentenceTransformerEmbedder(model)
+            else:
+                from .fast_embed import load_backend
+
+                _cache[model] = load_backend(base, backend)
         return _cache[model]
