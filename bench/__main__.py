@@ -1,7 +1,7 @@
 """``python -m bench``: one table of the library's performance on this machine (issue 6).
 
-    .venv/bin/python -m bench            # every section, ~30-40 min on 2 shared cores
-    .venv/bin/python -m bench --quick    # fewer repeats, smaller scale runs (~10-15 min)
+    .venv/bin/python -m bench            # every section, ~15 min on 2 cores (results: docs/benchmarks.md)
+    .venv/bin/python -m bench --quick    # fewer repeats, smaller scale runs
     .venv/bin/python -m bench --only pipeline,load
 
 Each section runs in its own process (bench/sections.py); each figure is a median over repeated
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if "pipeline" in only or "load" in only:
             if "pipeline" in only:
-                step("pipeline", "--repeats", str(reps), "--keep", str(workdir))
+                step("pipeline", "--repeats", "3" if q else "5", "--keep", str(workdir))
             else:  # the cold ask needs an index: build one, untimed
                 from .sections import _workdir
 

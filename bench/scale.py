@@ -28,12 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
+from rag import ann
+
 from .common import CACHE, REPO, median, pct, peak_rss_mb, rss_mb
 
 REAL_VECTORS = CACHE / "real_chunks.npy"
 REAL_INFO = CACHE / "real_chunks.json"
 QUERY_VECTORS = CACHE / "queries.npy"
-QUESTION_FILES = [Path("/work/shared/eval/dev_qa.jsonl"), REPO / "tests" / "data" / "own_qa.jsonl"]
+QUESTION_FILES = [REPO.parent / "shared" / "eval" / "dev_qa.jsonl", REPO / "tests" / "data" / "own_qa.jsonl"]
 
 
 # ----------------------------------------------------------------------------- real vectors
@@ -175,7 +177,8 @@ def search_times(index, q: np.ndarray, repeats: int = 1) -> tuple[list[float], n
         found = []
         for v in q:
             t = time.perf_counter()
-            _, i = index.search(v.reshape(1, -1), 10)
+            with ann.one_search_thread():  # as rag.store's IndexReader searches
+                _, i = index.search(v.reshape(1, -1), 10)
             times.append(time.perf_counter() - t)
             found.append(i[0])
         ids = np.stack(found)
@@ -208,7 +211,6 @@ def ann_size(x: np.ndarray, q: np.ndarray, origin: str, quick: bool, tmpdir: Pat
     float16 re-scoring, efSearch sweep) and IVF-SQ8 (nprobe sweep) for comparison."""
     import faiss
 
-    from rag import ann
 
     n, d = x.shape
     rows = []
@@ -250,7 +252,8 @@ def ann_size(x: np.ndarray, q: np.ndarray, origin: str, quick: bool, tmpdir: Pat
         tt, ff = [], []
         for v in q:
             t0 = time.perf_counter()
-            _, i = ann.search(index, v, 10, store=st)
+            with ann.one_search_thread():  # as rag.store's IndexReader searches
+                _, i = ann.search(index, v, 10, store=st)
             tt.append(time.perf_counter() - t0)
             ff.append(np.pad(i, (0, 10 - len(i)), constant_values=-1))
         return tt, np.stack(ff)

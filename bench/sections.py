@@ -23,7 +23,7 @@ import numpy as np
 from .common import PY, REPO, child_env, child_with_rss, median, pct, peak_rss_mb
 
 SEEDS = REPO / "seeds"
-QUESTION_FILES = [Path("/work/shared/eval/dev_qa.jsonl"), REPO / "tests" / "data" / "own_qa.jsonl"]
+QUESTION_FILES = [REPO.parent / "shared" / "eval" / "dev_qa.jsonl", REPO / "tests" / "data" / "own_qa.jsonl"]
 
 
 def questions() -> list[str]:

@@ -4,7 +4,7 @@ Two sources are mixed, so the text looks like the seeds without copying them who
 
 * sentence templates with slots (actors, actions, objects, places, times, figures), in French and
   in English, filled from word lists: millions of distinct, grammatical sentences;
-* sentences of the real seeds (``/work/main/seeds``), recombined across articles.
+* sentences of the real seeds (the repository's ``seeds/``), recombined across articles.
 
     .venv/bin/python -m bench.synth --chunks 10000 --out /tmp/corpus10k.jsonl   # one chunk a line
     .venv/bin/python -m bench.synth --seeds 30 --out-dir /tmp/seeds30            # seed files

@@ -263,13 +263,14 @@ def _embed_chunks(
     chunk_texts = [_model_text(c, c.text, settings, embedder) for c in chunks]
     sentence_texts = [_model_text(c, c.text[a:b], settings, embedder) for c in chunks for a, b in c.sentences]
     texts = chunk_texts + sentence_texts
-    parts = []
+    # longest first across all groups, so each group's batches pad as little as one big call would
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
     with tqdm(total=len(texts), unit="text", desc="Embedding", disable=not show_progress) as bar:
         for i in range(0, len(texts), EMBED_GROUP):
-            group = texts[i : i + EMBED_GROUP]
-            parts.append(embedder.embed_documents(group))
+            group = order[i : i + EMBED_GROUP]
+            vectors[group] = embedder.embed_documents([texts[j] for j in group])
             bar.update(len(group))
-    vectors = np.concatenate(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
     return vectors[: len(chunk_texts)], vectors[len(chunk_texts) :]
 
 
