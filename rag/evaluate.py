@@ -25,6 +25,7 @@ class EvalResult:
     recall_at: dict[int, float]
     mrr: float
     cited_right: float  # share of answerable questions whose answer cites a hit
+    quoted_right: float  # stricter: share whose quoted sentences themselves hold a key phrase
     declined: int  # unanswerable questions declined
     unanswerable: int
     wrongly_declined: int
@@ -77,6 +78,7 @@ def score(questions: list[EvalQuestion], searches: list[list[Hit]], answers: lis
     recall = {k: sum(1 for i in answerable if ranks[i] and ranks[i] <= k) / n for k in ks}
     mrr = sum(1 / ranks[i] for i in answerable if ranks[i] and ranks[i] <= 10) / n
     cited = {i for i in answerable if any(is_hit(questions[i], c.source, c.text) for c in answers[i].citations)}
+    quoted = {i for i in answerable if any(is_hit(questions[i], c.source, c.quote) for c in answers[i].citations)}
     misses = []
     for i in answerable:
         if ranks[i] != 1 or i not in cited or not answers[i].found:
@@ -100,6 +102,7 @@ def score(questions: list[EvalQuestion], searches: list[list[Hit]], answers: lis
         recall_at=recall,
         mrr=mrr,
         cited_right=len(cited) / n,
+        quoted_right=len(quoted) / n,
         declined=sum(1 for i in unanswerable if not answers[i].found),
         unanswerable=len(unanswerable),
         wrongly_declined=sum(1 for i in answerable if not answers[i].found),
@@ -120,6 +123,7 @@ def format_table(r: EvalResult) -> str:
         *(f"recall@{k:<8} {v:.3f}" for k, v in r.recall_at.items()),
         f"MRR@10           {r.mrr:.3f}",
         f"cited right      {r.cited_right:.3f}",
+        f"quoted right     {r.quoted_right:.3f}",
         f"declined         {r.declined}/{r.unanswerable} unanswerable",
         f"wrongly declined {r.wrongly_declined}/{r.answerable} answerable",
     ]

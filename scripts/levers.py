@@ -22,6 +22,7 @@ from rag import api, evaluate, retrieve  # noqa: E402
 from rag.types import Answer, Hit  # noqa: E402
 
 decide_mod = importlib.import_module("rag.decide")
+answer_mod = importlib.import_module("rag.answer")  # ``rag.answer`` is the function
 NO_LEXICAL_SUPPORT = {"fr": 0.0, "en": 0.0, "unknown": 0.0}
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
@@ -114,12 +115,13 @@ VARIANTS = {
         },
     ),
     "decline - lexical support": ({}, {(decide_mod, "LEXICAL_SUPPORT"): NO_LEXICAL_SUPPORT}),
+    "- continuation of the first quote": ({}, {(answer_mod, "CONTINUATION_WINDOW"): 0.0}),
 }
 
 
 def row(name, r):
     return (
-        f"| {name} | {r.recall_at[1]:.3f} | {r.recall_at[5]:.3f} | {r.mrr:.3f} | {r.cited_right:.3f} | "
+        f"| {name} | {r.recall_at[1]:.3f} | {r.recall_at[5]:.3f} | {r.mrr:.3f} | {r.cited_right:.3f} | {r.quoted_right:.3f} | "
         f"{r.declined}/{r.unanswerable} | {r.wrongly_declined}/{r.answerable} |"
     )
 
@@ -135,8 +137,8 @@ def main(argv):
         for path in paths:
             questions = evaluate.load_questions(Path(path))
             print(f"\n{path}\n")
-            print("| pipeline | recall@1 | recall@5 | MRR@10 | cited right | declined | wrongly declined |")
-            print("|---|---|---|---|---|---|---|")
+            print("| pipeline | recall@1 | recall@5 | MRR@10 | cited right | quoted right | declined | wrongly declined |")
+            print("|---|---|---|---|---|---|---|---|")
             if not only or "textbook" in only:
                 print(row("textbook (1000/200 chars, flat dense)", textbook(questions, emb)), flush=True)
             for name, (sc, mc) in VARIANTS.items():

@@ -90,7 +90,8 @@ def test_second_quote_comes_from_the_next_passage():
         return Scored(chunk, max(cosines), max(cosines), tuple(cosines), 0.0, cid + 1, None, max(cosines))
 
     ranked = [
-        scored(0, "Une phrase assez longue pour compter. Une autre phrase assez longue ici.", [0.85, 0.849]),
+        # the second sentence of passage 0 scores too low to continue the first quote
+        scored(0, "Une phrase assez longue pour compter. Une autre phrase assez longue ici.", [0.85, 0.70]),
         scored(1, "La phrase du deuxième passage est longue aussi.", [0.84]),
     ]
     ans = compose("?", ranked, found=True, confidence=0.9, reason="test")
@@ -98,6 +99,24 @@ def test_second_quote_comes_from_the_next_passage():
     assert ans.citations[0].quote == "Une phrase assez longue pour compter."
     for c in ans.citations:
         assert c.quote in c.text and f"[{c.n}]" in ans.text
+
+
+def test_the_following_sentence_continues_the_first_quote():
+    """A fact, then its reason: the next sentence joins the first quote in one citation."""
+    from rag.answer import compose
+    from rag.retrieve import Scored
+    from rag.types import Chunk
+
+    text = "Les clients font confiance aux pure-players. Ils répondent vite et gèrent bien les incidents. Fin du texte ici sans rapport."
+    spans = tuple(split_sentences(text))
+    chunk = Chunk(0, "0.txt", text, 10, 10 + len(text), "", spans)
+    ranked = [Scored(chunk, 0.85, 0.85, (0.85, 0.84, 0.60), 0.0, 1, None, 0.85)]
+    ans = compose("?", ranked, found=True, confidence=0.9, reason="test")
+    assert len(ans.citations) == 1
+    quote = ans.citations[0].quote
+    assert quote == "Les clients font confiance aux pure-players. Ils répondent vite et gèrent bien les incidents."
+    assert text[ans.citations[0].quote_start - 10 : ans.citations[0].quote_end - 10] == quote
+    assert ans.text.count("[1]") == 2 and "Fin du texte" not in ans.text
 
 
 @pytest.mark.model

@@ -16,12 +16,14 @@ def test_dev_set_recall(real_settings, capsys):
     )
     with capsys.disabled():
         print("\n[dev set]\n" + evaluate.format_table(result))
-    # measured: recall@1 0.917, recall@5 1.0, MRR 0.958, cited right 1.0, 3/3 declined, 0/12 wrongly
+    # measured: recall@1 1.0, recall@5 1.0, MRR 1.0, cited right 1.0, quoted right 0.833, 3/3 declined,
+    # 0/12 wrongly
     # (the decline thresholds were fitted with the dev set among others, so the floor keeps slack)
     assert result.recall_at[5] >= 0.9
     assert result.recall_at[1] >= 0.8
     assert result.mrr >= 0.85
     assert result.cited_right >= 0.9
+    assert result.quoted_right >= 0.75
     assert result.declined >= 2
     assert result.wrongly_declined <= 1
 
