@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sqlite3
 import sys
 import tempfile
@@ -42,6 +43,9 @@ QUESTION_FILES = [REPO.parent / "shared" / "eval" / "dev_qa.jsonl", REPO / "test
 
 
 def embed_real(n: int = 10_000, budget_min: float = 20.0, block: int = 256, fallback: int = 5_000) -> dict:
+    """Embed ``n`` synthetic chunks with the real model into REAL_VECTORS. A cached run with fewer
+    vectors (the generator is deterministic) is resumed after checking that its first block still
+    embeds the same, so 10k can be reached over several sittings."""
     import rag
     from rag.chunk import embedding_text
 
@@ -50,26 +54,41 @@ def embed_real(n: int = 10_000, budget_min: float = 20.0, block: int = 256, fall
     emb = rag.get_embedder()
     emb.embed_documents(["chauffe le modèle", "warm up"])
     chunks = list(Generator(seed=10).chunks(n))
-    texts = [embedding_text(c.title, c.text, True) for c in chunks]  # title context, as the indexer embeds a chunk
+    # with the title line, as the indexer embedded chunks when this corpus was first made; kept so that
+    # a resumed run extends the same vectors
+    texts = [embedding_text(c.title, c.text, True) for c in chunks]
     tokens = [emb.count_tokens(t) for t in texts]
+    parts: list[np.ndarray] = []
+    seconds_before = 0.0
+    if REAL_VECTORS.is_file() and REAL_INFO.is_file():
+        cached = np.load(REAL_VECTORS)
+        info = json.loads(REAL_INFO.read_text())
+        check = emb.embed_documents(texts[:32])
+        same = info.get("model") == emb.model_id and float(np.min(np.sum(check * cached[:32], axis=1))) > 0.999
+        if same and len(cached) < n:
+            parts.append(cached)
+            seconds_before = float(info["seconds"])
+            print(f"  resuming after the {len(cached)} cached vectors", flush=True)
     target = n
-    parts = []
+    done = sum(len(p) for p in parts)
     started = time.perf_counter()
-    done = 0
+    done_before = done
     while done < target:
         parts.append(emb.embed_documents(texts[done : done + block]))
         done += len(parts[-1])
         elapsed = time.perf_counter() - started
-        rate = done / elapsed
-        if done == 2 * block and target > fallback and target / rate > budget_min * 60:
-            print(f"  {rate:.1f} chunks/s projects {target / rate / 60:.0f} min for {target}: embedding {fallback} instead",
+        rate = (done - done_before) / elapsed
+        if done - done_before == 2 * block and target > fallback and (target - done) / rate > budget_min * 60:
+            target = max(fallback, done)
+            print(f"  {rate:.1f} chunks/s projects {(n - done) / rate / 60:.0f} more min: stopping at {target}",
                   flush=True)
-            target = fallback
         print(f"  embedded {done}/{target} chunks, {rate:.2f} chunks/s", flush=True)
-    seconds = time.perf_counter() - started
+    seconds = seconds_before + time.perf_counter() - started
     vecs = np.concatenate(parts)[:target]
     CACHE.mkdir(parents=True, exist_ok=True)
-    np.save(REAL_VECTORS, vecs.astype(np.float32))
+    tmp = REAL_VECTORS.with_suffix(".tmp.npy")
+    np.save(tmp, vecs.astype(np.float32))
+    os.replace(tmp, REAL_VECTORS)
     info = {
         "asked": n, "chunks": int(target), "seconds": seconds, "chunks_per_s": target / seconds,
         "mean_tokens": float(np.mean(tokens[:target])), "model": emb.model_id, "batch_size": emb.batch_size,

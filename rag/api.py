@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from . import answer as answer_mod
-from . import embed, indexer
+from . import embed, indexer, reference
 from .decide import BACKGROUND_POOL, decide
 from .errors import IndexCorruptError, IndexNotFoundError
 from .retrieve import clamp_k, fit_to_model, rank, validate_question
@@ -106,8 +106,9 @@ def search(question: str, k: int = 5, index_dir=None, *, seeds_dir=None, model=N
 def answer(question: str, k: int = 5, index_dir=None, seeds_dir=None, *, model=None, settings=None) -> Answer:
     """A short answer quoting the passages that support it, or ``found=False`` when none does."""
     text, embedder, reader, k = _prepare(question, k, seeds_dir, index_dir, model, settings)
-    ranked = rank(reader, text, embedder.embed_query(text), max(k, BACKGROUND_POOL))
-    found, confidence, reason = decide(text, ranked)
+    query_vec = embedder.embed_query(text)
+    ranked = rank(reader, text, query_vec, max(k, BACKGROUND_POOL))
+    found, confidence, reason = decide(text, ranked, reference.closest(embedder, query_vec))
     return answer_mod.compose(question, ranked[:k], found=found, confidence=confidence, reason=reason)
 
 

@@ -115,6 +115,7 @@ VARIANTS = {
         },
     ),
     "decline - lexical support": ({}, {(decide_mod, "LEXICAL_SUPPORT"): NO_LEXICAL_SUPPORT}),
+    "decline - reference sentences": ({}, {(decide_mod, "REFERENCE_WEIGHT"): 0.0}),
     "- continuation of the first quote": ({}, {(answer_mod, "CONTINUATION_WINDOW"): 0.0}),
 }
 
