@@ -121,7 +121,7 @@ def _status(args, settings: Settings) -> int:
     else:
         print(f"{st.documents} documents, {st.chunks} chunks, model {st.model_id}, built {st.built_at}.")
         if st.stale:
-            print(f"The seeds changed since: {st.stale_detail}; run `rag index`.")
+            print(f"The index is out of date: {st.stale_detail}; run `rag index`.")
     return 0
 
 

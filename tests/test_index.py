@@ -75,6 +75,18 @@ def test_full_rebuild_when_chunker_settings_change(fake_settings):
     assert report.full_rebuild and "chunker settings changed" in report.rebuild_reason
 
 
+def test_querying_an_index_built_with_other_chunker_settings_warns(fake_settings, caplog):
+    rag.build_index(settings=fake_settings)
+    other = fake_settings.with_(chunk_tokens=100)
+    with caplog.at_level("WARNING", logger="rag.api"):
+        hits = rag.search("Amazon", settings=other)
+    assert hits  # the index still answers: same model, only the chunking differs
+    assert "chunk_tokens: 256 -> 100" in caplog.text and "rag index" in caplog.text
+    status = rag.index_status(settings=other)
+    assert status.stale and "chunking settings changed (chunk_tokens: 256 -> 100)" in status.stale_detail
+    assert not rag.index_status(settings=fake_settings).stale
+
+
 def test_empty_corpus_is_a_clear_error_and_writes_no_index(fake, tmp_path):
     seeds = tmp_path / "seeds"
     seeds.mkdir()

@@ -205,7 +205,7 @@ def render_index_status(status: rag.IndexStatus, read_only: bool = False) -> str
     if status.stale:
         action = "Ask an administrator to run <code>rag index</code>." if read_only else "Rebuild the index to include them."
         rows.append(
-            '<div class="rag-status-warning">⚠ The documents on disk changed since the index was built '
+            '<div class="rag-status-warning">⚠ The documents or settings changed since the index was built '
             f"({escape(status.stale_detail)}). {action}</div>"
         )
     return f'<div class="rag-status">{"".join(rows)}</div>'
