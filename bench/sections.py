@@ -257,7 +257,9 @@ def section_fastembed(repeats: int, variants: list[str], eval_variants: list[str
             elif v == "torch-qint8":
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    embedders[v] = fast_embed.TorchQuantEmbedder()
+                    from .torch_quant import TorchQuantEmbedder
+
+                    embedders[v] = TorchQuantEmbedder()
             load_s[v] = time.perf_counter() - t
         for e in embedders.values():
             e.embed_documents(texts[:32])

