@@ -120,7 +120,10 @@ def answer(question: str, k: int = 5, index_dir=None, seeds_dir=None, *, model=N
     text, embedder, reader, k = _prepare(question, k, seeds_dir, index_dir, model, settings)
     query_vec = embedder.embed_query(text)
     ranked = rank(reader, text, query_vec, max(k, BACKGROUND_POOL))
-    found, confidence, reason = decide(text, ranked, reference.closest(embedder, query_vec))
+    # what the answer would quote, so the decision can check it (a quantity asked, a number given)
+    draft = answer_mod.compose(question, ranked[:k], found=True, confidence=1.0, reason="")
+    quotes = [c.quote for c in draft.citations]
+    found, confidence, reason = decide(text, ranked, reference.closest(embedder, query_vec), quotes)
     return answer_mod.compose(question, ranked[:k], found=found, confidence=confidence, reason=reason)
 
 

@@ -116,6 +116,8 @@ VARIANTS = {
     ),
     "decline - lexical support": ({}, {(decide_mod, "LEXICAL_SUPPORT"): NO_LEXICAL_SUPPORT}),
     "decline - reference sentences": ({}, {(decide_mod, "REFERENCE_WEIGHT"): 0.0}),
+    "decline - quantity check": ({}, {(decide_mod, "QUANTITY_CHECK"): False}),
+    "- quoting the sentence with a number for quantity questions": ({}, {(answer_mod, "QUANTITY_QUOTE_WINDOW"): 0.0}),
     "- continuation of the first quote": ({}, {(answer_mod, "CONTINUATION_WINDOW"): 0.0}),
 }
 

@@ -1,0 +1,98 @@
+"""Questions asking for a quantity: recognised in both languages, answered only with a number."""
+
+import pytest
+
+import rag
+from rag import decide
+from rag.answer import compose
+from rag.answer_type import asks_for_quantity, states_quantity
+from rag.chunk import split_sentences
+from rag.retrieve import Scored
+from rag.types import Chunk
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How many stores does Fnac have?",
+        "How much does a subscription cost per month?",
+        "What share of sales is made online?",
+        "In which year was the company founded?",
+        "Combien de magasins la Fnac compte-t-elle ?",
+        "À combien s'élève le panier moyen ?",
+        "Quelle part des enseignes possède un site marchand ?",
+        "Quel est le prix de l'abonnement ?",
+        "En quelle année Amazon a-t-il été créé ?",
+    ],
+)
+def test_quantity_questions_are_recognised(question):
+    assert asks_for_quantity(question)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Why do French shoppers trust pure players?",
+        "Who wrote the biography of Amazon?",
+        "What does IKEA make its customers do themselves?",
+        "Pourquoi les clients font-ils confiance à Amazon ?",
+        "Quel est le rôle du conseiller client ?",
+    ],
+)
+def test_other_questions_are_not(question):
+    assert not asks_for_quantity(question)
+
+
+@pytest.mark.parametrize(
+    "sentence, expected",
+    [
+        ("Le panier moyen est descendu à 90,3 euros.", True),
+        ("70% posséderaient un site marchand.", True),
+        ("Trois numéros sortiront par an.", True),
+        ("Plus de cent mille sites.", True),
+        ("It costs a hundred dollars.", True),
+        ("Une enseigne a fait un effort pour ses clients.", False),  # articles are not numbers
+        ("The company values one thing above all: service.", False),
+    ],
+)
+def test_sentences_stating_a_quantity(sentence, expected):
+    assert states_quantity(sentence) is expected
+
+
+def _scored(text: str, cosines: list[float]) -> Scored:
+    chunk = Chunk(0, "0.txt", text, 0, len(text), "", tuple(split_sentences(text)))
+    return Scored(chunk, max(cosines), max(cosines), tuple(cosines), 0.0, 1, None, max(cosines))
+
+
+def _ranked(best: float = 0.86) -> list[Scored]:
+    background = [_scored("Une autre phrase assez longue sur un autre sujet ici.", [0.78]) for _ in range(10)]
+    return [_scored("La Fnac a beaucoup investi dans ses magasins cette année.", [best]), *background]
+
+
+def test_a_quantity_question_without_a_number_in_the_quotes_is_declined():
+    ranked = _ranked()
+    question = "How many stores does Fnac have?"
+    assert decide.decide(question, ranked, quotes=["La Fnac compte 97 magasins en France."])[0]
+    found, conf, reason = decide.decide(question, ranked, quotes=["La Fnac a beaucoup investi dans ses magasins."])
+    assert not found and conf < 0.5 and "asks for a quantity and no quoted sentence states one" in reason
+    # other questions are not checked
+    assert decide.decide("Why did Fnac invest in its stores?", ranked, quotes=["La Fnac a beaucoup investi."])[0]
+
+
+def test_a_quantity_question_quotes_the_sentence_with_the_number():
+    text = "La Fnac a beaucoup investi dans ses magasins. Elle en compte 97 en France aujourd'hui. Fin du texte ici."
+    ranked = [_scored(text, [0.86, 0.83, 0.70])]
+    ans = compose("How many stores does Fnac have?", ranked, found=True, confidence=0.9, reason="test")
+    assert ans.citations[0].quote.startswith("Elle en compte 97")
+    why = compose("Why did Fnac invest?", ranked, found=True, confidence=0.9, reason="test")
+    assert why.citations[0].quote.startswith("La Fnac a beaucoup investi")
+
+
+@pytest.mark.model
+def test_near_topic_quantity_questions_are_declined(real_settings):
+    """Questions about the seeds' companies asking for numbers the articles do not give."""
+    for q in ["Combien de jours Darty accorde-t-il pour retourner un produit ?", "Who founded Fnac, and in which year?"]:
+        ans = rag.answer(q, settings=real_settings)
+        assert not ans.found and "quantity" in ans.reason, (q, ans.reason)
+    ans = rag.answer("Quelle part des grandes enseignes possède un site marchand ?", settings=real_settings)
+    assert ans.found and "70%" in ans.citations[0].quote
