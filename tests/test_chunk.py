@@ -1,6 +1,6 @@
 import pytest
 
-from rag.chunk import MIN_CHUNK_TOKENS, chunk_document
+from rag.chunk import MIN_CHUNK_TOKENS, chunk_document, split_sentences
 from rag.clean import boilerplate_flags, sections, split_lines
 from rag.ingest import discover, read_seed
 from tests.conftest import SEEDS
@@ -71,3 +71,15 @@ def test_multi_post_pages_are_split_into_titled_sections():
     assert [s.title for s in secs] == ["Un papier pour le Confianciologue !", "31 ans plus tard !"]
     assert "Premier billet" in text[secs[0].start : secs[0].end]
     assert "Deuxième billet" in text[secs[1].start : secs[1].end]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("pigeon.jpgJe ne sais pas. Deux.", ["pigeon.jpg", "Je ne sais pas.", "Deux."]),
+        ("SophieCallies.jpgMarketingIsDead : la suite", ["SophieCallies.jpg", "MarketingIsDead : la suite"]),
+        ("Voir le fichier image.png, puis la suite.", ["Voir le fichier image.png, puis la suite."]),
+    ],
+)
+def test_an_image_name_glued_to_the_text_ends_a_sentence(text, expected):
+    assert [text[a:b] for a, b in split_sentences(text)] == expected
