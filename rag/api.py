@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from . import answer as answer_mod
@@ -120,11 +121,13 @@ def answer(question: str, k: int = 5, index_dir=None, seeds_dir=None, *, model=N
     text, embedder, reader, k = _prepare(question, k, seeds_dir, index_dir, model, settings)
     query_vec = embedder.embed_query(text)
     ranked = rank(reader, text, query_vec, max(k, BACKGROUND_POOL))
-    # what the answer would quote, so the decision can check it (a quantity asked, a number given)
+    # the answer is drafted first so that the decision can check what it would quote
     draft = answer_mod.compose(question, ranked[:k], found=True, confidence=1.0, reason="")
     quotes = [c.quote for c in draft.citations]
     found, confidence, reason = decide(text, ranked, reference.closest(embedder, query_vec), quotes)
-    return answer_mod.compose(question, ranked[:k], found=found, confidence=confidence, reason=reason)
+    if not found:
+        return answer_mod.compose(question, ranked[:k], found=False, confidence=confidence, reason=reason)
+    return replace(draft, confidence=confidence, reason=reason if draft.found else draft.reason)
 
 
 def index_status(index_dir=None, seeds_dir=None, *, settings=None) -> IndexStatus:

@@ -13,7 +13,7 @@ from .types import Chunk, Document
 # A sentence ends at . ! ? … (optionally closed by a quote or bracket) before white space, or at a line break.
 # An image file name glued to the text that follows it ("pigeon.jpgJe ne sais pas...", left by
 # copying a web page) ends a "sentence" too, so that no quote starts with a file name.
-_IMAGE_NAME_END = r"(?:(?<=\.jpg)|(?<=\.jpeg)|(?<=\.png)|(?<=\.gif)|(?<=\.JPG)|(?<=\.PNG))(?=[^\s.,;:)\]])"
+_IMAGE_NAME_END = r"(?:(?<=\.(?i:jpg|png|gif))|(?<=\.(?i:jpeg)))(?=[^\s.,;:)\]])"
 _SENTENCE_END = re.compile(r"(?<=[.!?…])(?:[\u00a0 ]?[»”\"')\]])?\s+|\n+|" + _IMAGE_NAME_END)
 MIN_CHUNK_TOKENS = 24  # shorter pieces (headings, captions) join their neighbour
 MAX_SENTENCES_PER_CHUNK = 1023  # sentence vector ids are chunk_id * 1024 + position

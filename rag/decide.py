@@ -7,7 +7,8 @@ language (French questions over French text score higher across the board), and 
 lexical support for French questions (the best BM25 score among the top passages). Last,
 an off-topic question is closer to some everyday sentence on another subject (``reference``)
 than to any passage: when the best passage does not beat that sentence by ``REFERENCE_GAP``,
-the shortfall counts against answering."""
+the shortfall counts against answering. A question asking for a quantity is declined when the
+sentences the answer would quote state no number."""
 
 from __future__ import annotations
 
