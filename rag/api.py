@@ -84,20 +84,13 @@ def _reader(s: Settings, embedder: embed.Embedder) -> IndexReader:
                 version = current_version(s.index_dir)
                 reader = IndexReader.open_version(version)
             check_compatible(reader.manifest, embedder.model_id, embedder.fingerprint, embedder.dim, s.index_dir)
-            changed = chunker_changes(reader.manifest.chunker, s)
+            changed = s.chunker_changes(reader.manifest.chunker)
             if changed:
                 # still usable (same model), so answer from it, but say why answers may differ
                 log.warning("The index at %s was built with other chunking settings (%s); run `rag index` to rebuild it "
                             "with the current ones.", s.index_dir, changed)
             _readers[key] = reader
         return _readers[key]
-
-
-def chunker_changes(built_with: dict, s: Settings) -> str:
-    """'name: built -> now' for each chunking setting that differs from the index's; '' if none."""
-    now = s.chunker_settings()
-    keys = sorted(set(built_with) | set(now))
-    return ", ".join(f"{k}: {built_with.get(k)!r} -> {now.get(k)!r}" for k in keys if built_with.get(k) != now.get(k))
 
 
 def _prepare(question, k, seeds_dir, index_dir, model, settings):
@@ -153,7 +146,7 @@ def index_status(index_dir=None, seeds_dir=None, *, settings=None) -> IndexStatu
     detail = ", ".join(
         f"{n} {label}" for n, label in ((len(added), "new"), (len(changed), "changed"), (len(removed), "removed")) if n
     )
-    settings_changed = chunker_changes(m.chunker, s)
+    settings_changed = s.chunker_changes(m.chunker)
     if settings_changed:
         detail = ", ".join(filter(None, [detail, f"chunking settings changed ({settings_changed})"]))
     return IndexStatus(

@@ -233,8 +233,8 @@ def _previous(
         why = f"the model changed from {manifest.model_id} to {embedder.model_id}"
         if manifest.model_id == embedder.model_id:
             why += f" (weights {old_model[1]} to {new_model[1]}, {old_model[2]} to {new_model[2]} dimensions)"
-    elif manifest.chunker != settings.chunker_settings():
-        why = f"the chunker settings changed from {manifest.chunker} to {settings.chunker_settings()}"
+    elif changes := settings.chunker_changes(manifest.chunker):
+        why = f"the chunker settings changed ({changes})"
     if why:
         if reader is not None:
             reader.close()

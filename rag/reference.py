@@ -14,6 +14,7 @@ in the index: a build does not pay for them."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -32,14 +33,20 @@ _memo: dict[str, np.ndarray] = {}
 _lock = threading.Lock()
 
 
-def sentences() -> list[str]:
-    return [line.strip() for line in SENTENCES_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+@functools.cache
+def sentences() -> tuple[str, ...]:
+    """The reference sentences, read once per process (the file ships with the package)."""
+    text = SENTENCES_FILE.read_text(encoding="utf-8")
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 
-def _key(embedder: Embedder, texts: list[str]) -> str:
-    h = hashlib.sha256(embedder.fingerprint.encode())
-    h.update(b"\0" + "\n".join(texts).encode("utf-8"))
-    return h.hexdigest()[:32]
+@functools.cache
+def _sentences_digest() -> str:
+    return hashlib.sha256("\n".join(sentences()).encode("utf-8")).hexdigest()
+
+
+def _key(embedder: Embedder) -> str:
+    return hashlib.sha256(f"{embedder.fingerprint}\0{_sentences_digest()}".encode()).hexdigest()[:32]
 
 
 def cache_dir() -> Path:
@@ -48,16 +55,15 @@ def cache_dir() -> Path:
 
 def vectors(embedder: Embedder) -> np.ndarray:
     """The reference sentences' document vectors for ``embedder`` (rows L2-normalised)."""
-    texts = sentences()
-    key = _key(embedder, texts)
+    key = _key(embedder)
     with _lock:
         if key in _memo:
             return _memo[key]
         persistent = not embedder.fingerprint.startswith("fake:")
         path = cache_dir() / f"{key}.npy"
-        vecs = _load(path, len(texts), embedder.dim) if persistent else None
+        vecs = _load(path, len(sentences()), embedder.dim) if persistent else None
         if vecs is None:
-            vecs = np.ascontiguousarray(embedder.embed_documents(texts), dtype=np.float32)
+            vecs = np.ascontiguousarray(embedder.embed_documents(list(sentences())), dtype=np.float32)
             if persistent:
                 _save(path, vecs)
         _memo[key] = vecs

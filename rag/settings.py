@@ -74,6 +74,14 @@ class Settings:
         }
 
 
+    def chunker_changes(self, built_with: dict) -> str:
+        """'name: built -> now' for each chunking setting that differs from ``built_with`` (a manifest's
+        record); '' when none does."""
+        now = self.chunker_settings()
+        keys = sorted(set(built_with) | set(now))
+        return ", ".join(f"{k}: {built_with.get(k)!r} -> {now.get(k)!r}" for k in keys if built_with.get(k) != now.get(k))
+
+
 def _require_int(name: str, value, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ConfigError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
