@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .answer_type import asks_for_quantity, states_quantity
+from .answer_type import quantity_asked
 from .retrieve import Scored
 from .types import Answer, Citation
 
@@ -16,8 +16,8 @@ QUOTE_WINDOW = 0.03  # further quotes score within this of the first one
 # key phrase inside the quotes: own .708 -> .750, dev .750 -> .833, heldout .700 -> .733, own2
 # .625 -> .750; 0.1 or more adds one own question and makes it nearly unconditional).
 CONTINUATION_WINDOW = 0.05
-# For a question asking for a quantity, the first quote is the passage's best sentence that states a
-# number, when it scores within this of the passage's best sentence (own set: the quantity check in
+# For a question asking for a quantity, the first quote is the passage's best sentence that states the
+# kind asked, when it scores within this of the passage's best sentence (own set: the quantity check in
 # decide.py then wrongly declined 1 of 48 answerable questions at 0 and 0.03, none at 0.05).
 QUANTITY_QUOTE_WINDOW = 0.05
 
@@ -65,10 +65,11 @@ def compose(
     # The first quote comes from the best-ranked passage: ranking weighs more evidence
     # (the whole chunk, BM25) than one sentence's cosine does.
     best = next((s for s in order if s.rank == 0), order[0])
-    if QUANTITY_QUOTE_WINDOW and asks_for_quantity(question) and not states_quantity(best.text):
+    asked = quantity_asked(question)
+    if QUANTITY_QUOTE_WINDOW and asked and not asked.stated_by(best.text):
         best = next(
             (s for s in order if s.rank == best.rank and s.score >= best.score - QUANTITY_QUOTE_WINDOW
-             and states_quantity(s.text)),
+             and asked.stated_by(s.text)),
             best,
         )
     chosen = [best]

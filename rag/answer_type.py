@@ -1,13 +1,19 @@
-"""Questions that ask for a quantity, and sentences that could give one.
+"""What kind of quantity a question asks for, and whether a sentence could give it.
 
-A question that asks "how many", "combien", "in which year"... is answered by a sentence with a
-number in it (digits, a percentage, a price, or a number word). When none of the sentences the
-answer would quote has one, the passages are about the right subject but do not hold the answer:
-"How many stores does Fnac have in France?" finds Fnac's strategy, not a count."""
+A question that asks "how many", "combien", "what share", "in which year"... is answered by a
+sentence stating that kind of quantity: a number, a proportion, a year, and for "combien de X"
+a number of X. When the sentences the answer would quote state none, the passages are about the
+right subject but do not hold the answer: "How many stores does Fnac have in France?" finds
+Fnac's strategy, not a count."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+
+from .lexical import tokens
+
+TYPED = True  # False: any number answers any quantity question (the row it is measured against in scripts/levers.py)
 
 _QUANTITY_QUESTION = re.compile(
     r"\b(?:how\s+(?:many|much|long|old|often)"
@@ -18,20 +24,69 @@ _QUANTITY_QUESTION = re.compile(
     r"|en\s+quelle\s+année|depuis\s+quelle\s+année)\b",
     re.IGNORECASE,
 )
+_SHARE_QUESTION = re.compile(
+    r"\b(?:what\s+(?:share|percentage|proportion|fraction)"
+    r"|quel(?:le)?s?\s+(?:est\s+(?:le|la)\s+)?(?:part|pourcentage|proportion))\b",
+    re.IGNORECASE,
+)
+_YEAR_QUESTION = re.compile(r"\b(?:(?:in|since)\s+(?:which|what)\s+year|(?:en|depuis)\s+quelle\s+année)\b", re.IGNORECASE)
+# "combien de magasins": the thing counted, whose name a French answer repeats ("97 magasins").
+# English questions are not checked for it: the seeds are French ("stores" / "magasins").
+_COUNTED = re.compile(r"\bcombien\s+(?:de|d['’])\s*(\w+)", re.IGNORECASE)
+_NOT_A_THING = {"temps", "fois"}  # "combien de temps / de fois": answered with a duration or a count alone
+
 # "un"/"une"/"one" are left out: as articles and pronouns they are in nearly every sentence.
 _NUMBER_WORDS = (
     "deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze quinze "
     "seize vingt trente quarante cinquante soixante septante octante nonante cent cents mille million millions "
-    "milliard milliards moitié tiers quart quarts douzaine dizaine dizaines centaine centaines two three four "
-    "five six seven eight nine ten eleven twelve thirteen fifteen twenty thirty forty fifty "
-    "sixty seventy eighty ninety hundred hundreds thousand thousands billion billions half third quarter dozen"
+    "milliard milliards moitié tiers quart quarts douzaine dizaine dizaines centaine centaines quarantaine "
+    "cinquantaine vingtaine trentaine two three four five six seven eight nine ten eleven twelve thirteen fifteen "
+    "twenty thirty forty fifty sixty seventy eighty ninety hundred hundreds thousand thousands billion billions "
+    "half third quarter dozen"
 )
 _NUMBER = re.compile(r"\d|%|€|\$|£|\b(?:" + "|".join(_NUMBER_WORDS.split()) + r")\b", re.IGNORECASE)
+_SHARE = re.compile(
+    r"%|\bpour\s?cent|\bper\s?cent|\b(?:moitié|tiers|quarts?|majorité|minorité|half|third|quarter|majority"
+    r"|minority)\b|\b\d+\s+(?:sur|on|out\s+of)\s+\d+",
+    re.IGNORECASE,
+)
+_YEAR = re.compile(r"\b(?:1[5-9]\d\d|20\d\d)\b|\bannées\s+\d0\b", re.IGNORECASE)
 
 
-def asks_for_quantity(question: str) -> bool:
-    return bool(_QUANTITY_QUESTION.search(question))
+@dataclass(frozen=True)
+class QuantityAsked:
+    """What a sentence must state to answer a quantity question."""
+
+    kind: str  # "number", "share" or "year"
+    counted: str | None = None  # the thing a French "combien de ..." counts, as the question names it
+
+    def __str__(self) -> str:
+        if self.kind == "share":
+            return "a share"
+        if self.kind == "year":
+            return "a year"
+        return f"a number of {self.counted}" if self.counted else "a number"
+
+    def stated_by(self, text: str) -> bool:
+        if self.kind == "share":
+            return bool(_SHARE.search(text))
+        if self.kind == "year":
+            return bool(_YEAR.search(text))
+        if not _NUMBER.search(text):
+            return False
+        return self.counted is None or tokens(self.counted)[0] in tokens(text)
 
 
-def states_quantity(sentence: str) -> bool:
-    return bool(_NUMBER.search(sentence))
+def quantity_asked(question: str) -> QuantityAsked | None:
+    """The kind of quantity the question asks for; None when it asks for none."""
+    if not _QUANTITY_QUESTION.search(question):
+        return None
+    if not TYPED:
+        return QuantityAsked("number")
+    if _SHARE_QUESTION.search(question):
+        return QuantityAsked("share")
+    if _YEAR_QUESTION.search(question):
+        return QuantityAsked("year")
+    counted = _COUNTED.search(question)
+    word = counted.group(1) if counted and counted.group(1).lower() not in _NOT_A_THING else None
+    return QuantityAsked("number", word if word and tokens(word) else None)

@@ -10,6 +10,11 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 from .clean import sections
 from .types import Chunk, Document
 
+# Bump when this module or clean.py changes where chunks or sentences start and end: the manifest
+# records it with the chunking settings, so an index built by older code is rebuilt, not quoted
+# with stale sentence spans (2: an image file name glued to the next word ends a sentence).
+CHUNKER_VERSION = 2
+
 # A sentence ends at . ! ? … (optionally closed by a quote or bracket) before white space, or at a line break.
 # An image file name glued to the text that follows it ("pigeon.jpgJe ne sais pas...", left by
 # copying a web page) ends a "sentence" too, so that no quote starts with a file name.

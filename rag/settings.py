@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from .chunk import CHUNKER_VERSION
 from .errors import ConfigError
 from .model_build import DEFAULT_MODEL_ID
 
@@ -67,12 +68,12 @@ class Settings:
     def chunker_settings(self) -> dict:
         """What the manifest records: a change here forces a full rebuild."""
         return {
+            "chunker_version": CHUNKER_VERSION,
             "chunk_tokens": self.chunk_tokens,
             "chunk_overlap_tokens": self.chunk_overlap_tokens,
             "clean_boilerplate": self.clean_boilerplate,
             "title_context": self.title_context,
         }
-
 
     def chunker_changes(self, built_with: dict) -> str:
         """'name: built -> now' for each chunking setting that differs from ``built_with`` (a manifest's

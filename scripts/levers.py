@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import rag  # noqa: E402
-from rag import api, evaluate, retrieve  # noqa: E402
+from rag import answer_type, api, evaluate, retrieve  # noqa: E402
 from rag.types import Answer, Hit  # noqa: E402
 
 decide_mod = importlib.import_module("rag.decide")
@@ -107,6 +107,8 @@ VARIANTS = {
     "chunks 96/16 tokens": ({"chunk_tokens": 96, "chunk_overlap_tokens": 16}, {}),
     "- short-sentence shrink": ({}, {(retrieve, "SHORT_SENTENCE_WORDS"): 0}),
     "short-sentence shrink below 10 words": ({}, {(retrieve, "SHORT_SENTENCE_WORDS"): 10}),
+    "- question-sentence shrink": ({}, {(retrieve, "QUESTION_SENTENCE_SHARE"): 1.0}),
+    "question sentences by their chunk only": ({}, {(retrieve, "QUESTION_SENTENCE_SHARE"): 0.0}),
     "decline as before (one threshold 0.022, no lexical support)": (
         {},
         {
@@ -117,6 +119,7 @@ VARIANTS = {
     "decline - lexical support": ({}, {(decide_mod, "LEXICAL_SUPPORT"): NO_LEXICAL_SUPPORT}),
     "decline - reference sentences": ({}, {(decide_mod, "REFERENCE_WEIGHT"): 0.0}),
     "decline - quantity check": ({}, {(decide_mod, "QUANTITY_CHECK"): False}),
+    "quantity check: any number answers (untyped)": ({}, {(answer_type, "TYPED"): False}),
     "- quoting the sentence with a number for quantity questions": ({}, {(answer_mod, "QUANTITY_QUOTE_WINDOW"): 0.0}),
     "- continuation of the first quote": ({}, {(answer_mod, "CONTINUATION_WINDOW"): 0.0}),
 }

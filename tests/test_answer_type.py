@@ -1,11 +1,11 @@
-"""Questions asking for a quantity: recognised in both languages, answered only with a number."""
+"""Questions asking for a quantity: recognised in both languages, answered only with that kind of quantity."""
 
 import pytest
 
 import rag
 from rag import decide
 from rag.answer import compose
-from rag.answer_type import asks_for_quantity, states_quantity
+from rag.answer_type import QuantityAsked, quantity_asked
 from rag.chunk import split_sentences
 from rag.retrieve import Scored
 from rag.types import Chunk
@@ -26,7 +26,7 @@ from rag.types import Chunk
     ],
 )
 def test_quantity_questions_are_recognised(question):
-    assert asks_for_quantity(question)
+    assert quantity_asked(question) is not None
 
 
 @pytest.mark.parametrize(
@@ -40,7 +40,26 @@ def test_quantity_questions_are_recognised(question):
     ],
 )
 def test_other_questions_are_not(question):
-    assert not asks_for_quantity(question)
+    assert quantity_asked(question) is None
+
+
+@pytest.mark.parametrize(
+    "question, kind, counted",
+    [
+        ("What share of sales is made online?", "share", None),
+        ("Quelle part des enseignes possède un site marchand ?", "share", None),
+        ("Quel est le pourcentage de clients fidèles ?", "share", None),
+        ("In which year was the company founded?", "year", None),
+        ("Depuis quelle année le magazine existe-t-il ?", "year", None),
+        ("Combien de magasins la Fnac compte-t-elle ?", "number", "magasins"),
+        ("Combien d'abonnés compte le magazine ?", "number", "abonnés"),
+        ("Combien de temps faut-il pour être livré ?", "number", None),  # a duration: no thing counted
+        ("How many stores does Fnac have?", "number", None),  # English over French text: not checked
+        ("How much does a subscription cost per month?", "number", None),
+    ],
+)
+def test_the_kind_of_quantity_asked(question, kind, counted):
+    assert quantity_asked(question) == QuantityAsked(kind, counted)
 
 
 @pytest.mark.parametrize(
@@ -55,8 +74,28 @@ def test_other_questions_are_not(question):
         ("The company values one thing above all: service.", False),
     ],
 )
-def test_sentences_stating_a_quantity(sentence, expected):
-    assert states_quantity(sentence) is expected
+def test_sentences_stating_a_number(sentence, expected):
+    assert QuantityAsked("number").stated_by(sentence) is expected
+
+
+@pytest.mark.parametrize(
+    "asked, sentence, expected",
+    [
+        (QuantityAsked("share"), "70% posséderaient un site marchand.", True),
+        (QuantityAsked("share"), "Une quarantaine de sites captent un quart de l'activité.", True),
+        (QuantityAsked("share"), "La moitié des Français achètent en ligne.", True),
+        (QuantityAsked("share"), "Le volume atteint 37,7 milliards d'euros.", False),  # a number, not a share
+        (QuantityAsked("year"), "Amazon a été fondé en 1994 à Seattle.", True),
+        (QuantityAsked("year"), "Les recherches datent des années 70.", True),
+        (QuantityAsked("year"), "Il a vendu 300 exemplaires.", False),
+        (QuantityAsked("number", "magasins"), "La Fnac compte 97 magasins en France.", True),
+        (QuantityAsked("number", "magasins"), "Le magasin de Paris ouvre trois jours par semaine.", True),  # same stem
+        (QuantityAsked("number", "magasins"), "Les trois critères sont l'offre, le prix et le service.", False),
+        (QuantityAsked("number", "numéros"), "Trois numéros sortiront par an.", True),
+    ],
+)
+def test_sentences_stating_the_kind_asked(asked, sentence, expected):
+    assert asked.stated_by(sentence) is expected
 
 
 def _scored(text: str, cosines: list[float]) -> Scored:
@@ -74,7 +113,12 @@ def test_a_quantity_question_without_a_number_in_the_quotes_is_declined():
     question = "How many stores does Fnac have?"
     assert decide.decide(question, ranked, quotes=["La Fnac compte 97 magasins en France."])[0]
     found, conf, reason = decide.decide(question, ranked, quotes=["La Fnac a beaucoup investi dans ses magasins."])
-    assert not found and conf < 0.5 and "asks for a quantity and no quoted sentence states one" in reason
+    assert not found and conf < 0.5 and "asks for a quantity (a number) and no quoted sentence states one" in reason
+    # a French count names what it counts: a number of something else does not answer it
+    fr = "Combien de magasins la Fnac compte-t-elle ?"
+    assert decide.decide(fr, ranked, quotes=["La Fnac compte 97 magasins en France."])[0]
+    found, _, reason = decide.decide(fr, ranked, quotes=["Les trois critères sont l'offre, le prix et le service."])
+    assert not found and "a number of magasins" in reason
     # other questions are not checked
     assert decide.decide("Why did Fnac invest in its stores?", ranked, quotes=["La Fnac a beaucoup investi."])[0]
 
@@ -94,5 +138,15 @@ def test_near_topic_quantity_questions_are_declined(real_settings):
     for q in ["Combien de jours Darty accorde-t-il pour retourner un produit ?", "Who founded Fnac, and in which year?"]:
         ans = rag.answer(q, settings=real_settings)
         assert not ans.found and "quantity" in ans.reason, (q, ans.reason)
+    # the kind of quantity counts: a price does not say how many employees, a rank is not a share
+    for q, asked in [
+        ("Combien de salariés travaillent chez Darty ?", "a number of salariés"),
+        ("What percentage of Amazon's customers are French?", "a share"),
+        ("Quel pourcentage des clients d'Amazon sont français ?", "a share"),
+    ]:
+        ans = rag.answer(q, settings=real_settings)
+        assert not ans.found and f"asks for a quantity ({asked})" in ans.reason, (q, ans.reason)
     ans = rag.answer("Quelle part des grandes enseignes possède un site marchand ?", settings=real_settings)
     assert ans.found and "70%" in ans.citations[0].quote
+    ans = rag.answer("Combien de numéros du magazine sortiront par an ?", settings=real_settings)
+    assert ans.found and "trois numéros" in " ".join(c.quote for c in ans.citations)

@@ -4,7 +4,7 @@ import pytest
 
 import rag
 from rag import evaluate
-from tests.conftest import DEV_QA
+from tests.conftest import DEV_QA, REPO
 
 
 @pytest.mark.model
@@ -32,3 +32,16 @@ def test_is_hit_normalises_apostrophes_and_spaces():
     q = evaluate.EvalQuestion(q="?", source="dir/000_x.txt", keys=["l'enseigne  préférée"])
     assert evaluate.is_hit(q, "000_x.txt", "C’est L’enseigne\u00a0préférée des Français")
     assert not evaluate.is_hit(q, "001_y.txt", "l'enseigne préférée")
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "tests" / "data").glob("*_qa.jsonl")), ids=lambda p: p.stem)
+def test_our_question_sets_have_findable_keys(path):
+    """Every key phrase is in its source seed (as `is_hit` compares), so a miss is the pipeline's, not the set's."""
+    questions = evaluate.load_questions(path)
+    assert any(q.source for q in questions) and any(q.source is None for q in questions)
+    for q in questions:
+        if q.source is None:
+            assert not q.keys, q.q
+            continue
+        text = (REPO / "seeds" / q.source).read_text(encoding="utf-8")
+        assert q.keys and evaluate.is_hit(q, q.source, text), (path.name, q.q)

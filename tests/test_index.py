@@ -6,6 +6,7 @@ import pytest
 
 import rag
 from rag import retrieve
+from rag.chunk import CHUNKER_VERSION
 from rag.embed import FakeEmbedder
 from rag.store import CURRENT, MANIFEST, IndexReader, current_version
 
@@ -124,3 +125,16 @@ def test_old_builds_are_collected(fake_settings):
     builds = [p for p in fake_settings.index_dir.glob("v-*")]
     assert len(builds) == 2  # the live one and the previous one, for readers still using it
     shutil.rmtree(fake_settings.index_dir)
+
+
+def test_an_index_built_by_older_chunking_code_is_rebuilt(fake_settings, monkeypatch, caplog):
+    """Sentence spans come from the chunker: after it changes, an old index would quote stale spans."""
+    rag.build_index(settings=fake_settings)
+    monkeypatch.setattr("rag.settings.CHUNKER_VERSION", CHUNKER_VERSION + 1)
+    with caplog.at_level("WARNING", logger="rag.api"):
+        assert rag.search("Amazon", settings=fake_settings)
+    assert f"chunker_version: {CHUNKER_VERSION} -> {CHUNKER_VERSION + 1}" in caplog.text
+    report = rag.build_index(settings=fake_settings)
+    assert report.full_rebuild and "chunker_version" in report.rebuild_reason
+    manifest = json.loads((IndexReader.open(fake_settings.index_dir).version_dir / MANIFEST).read_text())
+    assert manifest["chunker"]["chunker_version"] == CHUNKER_VERSION + 1
