@@ -15,25 +15,23 @@ from .lexical import tokens
 
 TYPED = True  # False: any number answers any quantity question (the row it is measured against in scripts/levers.py)
 
-_QUANTITY_QUESTION = re.compile(
-    r"\b(?:how\s+(?:many|much|long|old|often)"
-    r"|what\s+(?:share|percentage|proportion|number|amount|price|sum|age)"
-    r"|(?:in|since)\s+(?:which|what)\s+year"
-    r"|combien"
-    r"|quel(?:le)?s?\s+(?:est\s+(?:le|la)\s+)?(?:part|nombre|prix|montant|pourcentage|somme|âge|proportion)"
-    r"|en\s+quelle\s+année|depuis\s+quelle\s+année)\b",
-    re.IGNORECASE,
+_SHARE_ASKED = (
+    r"what\s+(?:share|percentage|proportion|fraction)"
+    r"|quel(?:le)?s?\s+(?:est\s+(?:le|la)\s+)?(?:part|pourcentage|proportion)"
 )
-_SHARE_QUESTION = re.compile(
-    r"\b(?:what\s+(?:share|percentage|proportion|fraction)"
-    r"|quel(?:le)?s?\s+(?:est\s+(?:le|la)\s+)?(?:part|pourcentage|proportion))\b",
-    re.IGNORECASE,
+_YEAR_ASKED = r"(?:in|since)\s+(?:which|what)\s+year|(?:en|depuis)\s+quelle\s+année"
+_NUMBER_ASKED = (
+    r"how\s+(?:many|much|long|old|often)|what\s+(?:number|amount|price|sum|age)|combien"
+    r"|quel(?:le)?s?\s+(?:est\s+(?:le|la)\s+)?(?:nombre|prix|montant|somme|âge)"
 )
-_YEAR_QUESTION = re.compile(r"\b(?:(?:in|since)\s+(?:which|what)\s+year|(?:en|depuis)\s+quelle\s+année)\b", re.IGNORECASE)
+_QUANTITY_QUESTION = re.compile(rf"\b(?:{_SHARE_ASKED}|{_YEAR_ASKED}|{_NUMBER_ASKED})\b", re.IGNORECASE)
+_SHARE_QUESTION = re.compile(rf"\b(?:{_SHARE_ASKED})\b", re.IGNORECASE)
+_YEAR_QUESTION = re.compile(rf"\b(?:{_YEAR_ASKED})\b", re.IGNORECASE)
 # "combien de magasins": the thing counted, whose name a French answer repeats ("97 magasins").
 # English questions are not checked for it: the seeds are French ("stores" / "magasins").
 _COUNTED = re.compile(r"\bcombien\s+(?:de|d['’])\s*(\w+)", re.IGNORECASE)
-_NOT_A_THING = {"temps", "fois"}  # "combien de temps / de fois": answered with a duration or a count alone
+# "combien de temps / de fois / d'argent": answered by a duration, a count or an amount alone
+_NOT_A_THING = {"temps", "fois", "argent"}
 
 # "un"/"une"/"one" are left out: as articles and pronouns they are in nearly every sentence.
 _NUMBER_WORDS = (

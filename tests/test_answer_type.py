@@ -54,6 +54,7 @@ def test_other_questions_are_not(question):
         ("Combien de magasins la Fnac compte-t-elle ?", "number", "magasins"),
         ("Combien d'abonnés compte le magazine ?", "number", "abonnés"),
         ("Combien de temps faut-il pour être livré ?", "number", None),  # a duration: no thing counted
+        ("Combien d'argent la start-up a-t-elle levé ?", "number", None),  # an amount: "2 millions d'euros"
         ("How many stores does Fnac have?", "number", None),  # English over French text: not checked
         ("How much does a subscription cost per month?", "number", None),
     ],
