@@ -13,20 +13,27 @@ from dataclasses import dataclass
 
 from .lexical import tokens
 
+# A count ("how many", "combien de X") is not stated by a date, an amount, a percentage or a rank
+# (declined own 4/8 -> 5/8, own3 6/10 -> 7/10, no answerable question declined). False: any number.
+COUNT = True
 TYPED = True  # False: any number answers any quantity question (the row it is measured against in scripts/levers.py)
 
+# a rate ("quel taux de croissance", "what growth rate") is stated as a share: "13%"
 _SHARE_ASKED = (
-    r"what\s+(?:share|percentage|proportion|fraction)"
-    r"|quel(?:le)?s?\s+(?:est\s+(?:le|la)\s+)?(?:part|pourcentage|proportion)"
+    r"what\s+(?:share|percentage|proportion|fraction)|(?:what|which)\s+(?:is\s+the\s+)?(?:\w+\s+)?rate"
+    r"|quel(?:le)?s?\s+(?:est\s+(?:le|la)\s+)?(?:part|pourcentage|proportion|taux)"
 )
 _YEAR_ASKED = r"(?:in|since)\s+(?:which|what)\s+year|(?:en|depuis)\s+quelle\s+année"
 _NUMBER_ASKED = (
-    r"how\s+(?:many|much|long|old|often)|what\s+(?:number|amount|price|sum|age)|combien"
+    r"how\s+(?:many|much|long|old|often)|what\s+(?:is\s+the\s+)?(?:number|amount|price|sum|age)|combien"
     r"|quel(?:le)?s?\s+(?:est\s+(?:le|la)\s+)?(?:nombre|prix|montant|somme|âge)"
 )
+# a count of things: "how many stores", "combien de magasins", "le nombre de clients"
+_COUNT_ASKED = r"how\s+many|combien\s+(?:de|d['’])|what\s+(?:is\s+the\s+)?number\s+of|nombre\s+(?:de|d['’])"
 _QUANTITY_QUESTION = re.compile(rf"\b(?:{_SHARE_ASKED}|{_YEAR_ASKED}|{_NUMBER_ASKED})\b", re.IGNORECASE)
 _SHARE_QUESTION = re.compile(rf"\b(?:{_SHARE_ASKED})\b", re.IGNORECASE)
 _YEAR_QUESTION = re.compile(rf"\b(?:{_YEAR_ASKED})\b", re.IGNORECASE)
+_COUNT_QUESTION = re.compile(rf"\b(?:{_COUNT_ASKED})", re.IGNORECASE)
 # "combien de magasins": the thing counted, whose name a French answer repeats ("97 magasins").
 # English questions are not checked for it: the seeds are French ("stores" / "magasins").
 _COUNTED = re.compile(r"\bcombien\s+(?:de|d['’])\s*(\w+)", re.IGNORECASE)
@@ -49,13 +56,21 @@ _SHARE = re.compile(
     re.IGNORECASE,
 )
 _YEAR = re.compile(r"\b(?:1[5-9]\d\d|20\d\d)\b|\bannées\s+\d0\b", re.IGNORECASE)
+# Numbers that do not count things: amounts of money, shares, dates and times, ranks ("numéro 1")
+_NOT_A_COUNT = re.compile(
+    r"\d[\d\s.,]*\s*(?:[€$£%]|k€|m€|euros?\b|dollars?\b|pour\s?cent\b|per\s?cent\b)|[€$£]\s*\d[\d.,]*"
+    r"|\b(?:en|in|depuis|since|from|to|jusqu['’]en|début|fin|le|du|au)\s+(?:1[5-9]\d\d|20\d\d)\b"
+    r"|\b\d{1,2}/\d{1,2}/\d{2,4}\b|\b\d{1,2}h\d{0,2}\b"
+    r"|\b(?:numéro|n°|no\.|number)\s*\d+|\b\d+(?:er|ère|e|ème|st|nd|rd|th)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
 class QuantityAsked:
     """What a sentence must state to answer a quantity question."""
 
-    kind: str  # "number", "share" or "year"
+    kind: str  # "number", "count", "share" or "year"
     counted: str | None = None  # the thing a French "combien de ..." counts, as the question names it
 
     def __str__(self) -> str:
@@ -70,6 +85,8 @@ class QuantityAsked:
             return bool(_SHARE.search(text))
         if self.kind == "year":
             return bool(_YEAR.search(text))
+        if self.kind == "count":
+            text = _NOT_A_COUNT.sub(" ", text)
         if not _NUMBER.search(text):
             return False
         return self.counted is None or tokens(self.counted)[0] in tokens(text)
@@ -87,4 +104,5 @@ def quantity_asked(question: str) -> QuantityAsked | None:
         return QuantityAsked("year")
     counted = _COUNTED.search(question)
     word = counted.group(1) if counted and counted.group(1).lower() not in _NOT_A_THING else None
-    return QuantityAsked("number", word if word and tokens(word) else None)
+    kind = "count" if COUNT and _COUNT_QUESTION.search(question) and not (counted and not word) else "number"
+    return QuantityAsked(kind, word if word and tokens(word) else None)

@@ -11,7 +11,7 @@ import numpy as np
 
 from .embed import Embedder
 from .errors import InvalidQuestionError
-from .lexical import LexicalIndex, question_language, tokens
+from .lexical import LexicalIndex, question_language
 from .store import SENTENCE_STRIDE, IndexReader
 from .types import Chunk, Hit
 
@@ -141,7 +141,8 @@ def rank(reader: IndexReader, question: str, query_vec: np.ndarray, k: int) -> l
     return out[:k]
 
 
-def _is_question(sentence: str) -> bool:
+def is_question(sentence: str) -> bool:
+    """Whether the sentence asks something (it ends with a question mark, quotes aside)."""
     return sentence.rstrip(' "»”)\u00a0').endswith("?")
 
 
@@ -149,10 +150,7 @@ def _shrink(text: str, span: tuple[int, int], cosine: float, chunk_cosine: float
     """A short or interrogative sentence's cosine, pulled toward its chunk's."""
     sentence = text[span[0] : span[1]]
     share = min(1.0, len(sentence.split()) / SHORT_SENTENCE_WORDS) if SHORT_SENTENCE_WORDS else 1.0
-    if _is_question(sentence):
+    if is_question(sentence):
         share = min(share, QUESTION_SENTENCE_SHARE)
     return chunk_cosine + share * (cosine - chunk_cosine)
 
-
-def question_terms(question: str) -> set[str]:
-    return set(tokens(question))

@@ -120,8 +120,10 @@ VARIANTS = {
     "decline - reference sentences": ({}, {(decide_mod, "REFERENCE_WEIGHT"): 0.0}),
     "decline - quantity check": ({}, {(decide_mod, "QUANTITY_CHECK"): False}),
     "quantity check: any number answers (untyped)": ({}, {(answer_type, "TYPED"): False}),
+    "quantity check: a date, an amount or a rank counts things": ({}, {(answer_type, "COUNT"): False}),
     "- quoting the sentence with a number for quantity questions": ({}, {(answer_mod, "QUANTITY_QUOTE_WINDOW"): 0.0}),
     "- continuation of the first quote": ({}, {(answer_mod, "CONTINUATION_WINDOW"): 0.0}),
+    "sentences that ask quoted too": ({}, {(answer_mod, "QUOTE_QUESTIONS"): True}),
 }
 
 

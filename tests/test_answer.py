@@ -119,6 +119,38 @@ def test_the_following_sentence_continues_the_first_quote():
     assert ans.text.count("[1]") == 2 and "Fin du texte" not in ans.text
 
 
+def test_a_sentence_in_two_overlapping_passages_is_quoted_once():
+    """Chunks overlap: the next passage's best sentence may be the one already quoted."""
+    from rag.answer import compose
+    from rag.retrieve import Scored
+    from rag.types import Chunk
+
+    doc = "Intro assez longue pour compter ici. Le taux baisse selon les experts du secteur. Une autre phrase du passage suivant."
+    first, second = doc[:81], doc[37:]  # both hold the middle sentence
+    ranked = []
+    for cid, (start, text, cosines) in enumerate([(0, first, [0.70, 0.88]), (37, second, [0.88, 0.87])]):
+        chunk = Chunk(cid, "doc.txt", text, start, start + len(text), "", tuple(split_sentences(text)))
+        ranked.append(Scored(chunk, max(cosines), max(cosines), tuple(cosines), 0.0, cid + 1, None, max(cosines)))
+    ans = compose("?", ranked, found=True, confidence=0.9, reason="test")
+    quotes = [c.quote for c in ans.citations]
+    assert quotes.count("Le taux baisse selon les experts du secteur.") == 1
+    assert "Une autre phrase du passage suivant." in quotes  # the second passage still corroborates
+    for c in ans.citations:
+        assert doc[c.quote_start : c.quote_end] == c.quote
+
+
+def test_a_sentence_that_asks_is_not_quoted_as_the_answer():
+    from rag.answer import compose
+    from rag.retrieve import Scored
+    from rag.types import Chunk
+
+    text = "Crise et concurrence, responsables du recul ? La croissance devrait tomber à 13% en 2015 selon eux."
+    chunk = Chunk(0, "0.txt", text, 0, len(text), "", tuple(split_sentences(text)))
+    ranked = [Scored(chunk, 0.86, 0.86, (0.86, 0.83), 0.0, 1, None, 0.86)]
+    ans = compose("?", ranked, found=True, confidence=0.9, reason="test")
+    assert [c.quote for c in ans.citations] == ["La croissance devrait tomber à 13% en 2015 selon eux."]
+
+
 @pytest.mark.model
 @pytest.mark.parametrize("qa_file", ["dev", "own2"])
 def test_every_marker_points_to_a_verbatim_quote(real_settings, qa_file):

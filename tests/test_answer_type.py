@@ -37,6 +37,7 @@ def test_quantity_questions_are_recognised(question):
         "What does IKEA make its customers do themselves?",
         "Pourquoi les clients font-ils confiance à Amazon ?",
         "Quel est le rôle du conseiller client ?",
+        "What rating did the magazine give Amazon?",
     ],
 )
 def test_other_questions_are_not(question):
@@ -49,13 +50,17 @@ def test_other_questions_are_not(question):
         ("What share of sales is made online?", "share", None),
         ("Quelle part des enseignes possède un site marchand ?", "share", None),
         ("Quel est le pourcentage de clients fidèles ?", "share", None),
+        ("Quel taux de croissance le e-commerce devrait-il atteindre ?", "share", None),  # a rate: "13%"
+        ("What growth rate is expected next year?", "share", None),
+        ("What is the price of the subscription?", "number", None),
         ("In which year was the company founded?", "year", None),
         ("Depuis quelle année le magazine existe-t-il ?", "year", None),
-        ("Combien de magasins la Fnac compte-t-elle ?", "number", "magasins"),
-        ("Combien d'abonnés compte le magazine ?", "number", "abonnés"),
+        ("Combien de magasins la Fnac compte-t-elle ?", "count", "magasins"),
+        ("Combien d'abonnés compte le magazine ?", "count", "abonnés"),
+        ("Quel est le nombre de clients fidèles ?", "count", None),
         ("Combien de temps faut-il pour être livré ?", "number", None),  # a duration: no thing counted
         ("Combien d'argent la start-up a-t-elle levé ?", "number", None),  # an amount: "2 millions d'euros"
-        ("How many stores does Fnac have?", "number", None),  # English over French text: not checked
+        ("How many stores does Fnac have?", "count", None),  # English over French text: the noun is not checked
         ("How much does a subscription cost per month?", "number", None),
     ],
 )
@@ -93,6 +98,16 @@ def test_sentences_stating_a_number(sentence, expected):
         (QuantityAsked("number", "magasins"), "Le magasin de Paris ouvre trois jours par semaine.", True),  # same stem
         (QuantityAsked("number", "magasins"), "Les trois critères sont l'offre, le prix et le service.", False),
         (QuantityAsked("number", "numéros"), "Trois numéros sortiront par an.", True),
+        # a count is not stated by an amount, a share, a date, a time or a rank
+        (QuantityAsked("count"), "Plus de 100 000 sites sont recensés.", True),
+        (QuantityAsked("count"), "Il organise 3 ou 4 évènements par semaine.", True),
+        (QuantityAsked("count"), "Elle nous réclame la somme de 255 euros.", False),
+        (QuantityAsked("count"), "Walmart a lancé un concours en 2012.", False),
+        (QuantityAsked("count"), "Classé numéro 1 par les Français, Amazon est critiqué.", False),
+        (QuantityAsked("count"), "70% posséderaient un site marchand.", False),
+        (QuantityAsked("count"), "Posté le 04/01/2016 17h59 par Maarten.", False),
+        (QuantityAsked("count"), "Au 21e siècle, le client est roi.", False),
+        (QuantityAsked("count"), "En 2012, Walmart comptait deux millions de salariés.", True),
     ],
 )
 def test_sentences_stating_the_kind_asked(asked, sentence, expected):
@@ -144,10 +159,14 @@ def test_near_topic_quantity_questions_are_declined(real_settings):
         ("Combien de salariés travaillent chez Darty ?", "a number of salariés"),
         ("What percentage of Amazon's customers are French?", "a share"),
         ("Quel pourcentage des clients d'Amazon sont français ?", "a share"),
+        # a year ("en 2012") or an amount of money does not count employees
+        ("How many employees does Walmart have worldwide?", "a number"),
     ]:
         ans = rag.answer(q, settings=real_settings)
         assert not ans.found and f"asks for a quantity ({asked})" in ans.reason, (q, ans.reason)
     ans = rag.answer("Quelle part des grandes enseignes possède un site marchand ?", settings=real_settings)
     assert ans.found and "70%" in ans.citations[0].quote
+    ans = rag.answer("How many e-commerce sites are there in France?", settings=real_settings)
+    assert ans.found and "100 000 sites" in " ".join(c.quote for c in ans.citations)
     ans = rag.answer("Combien de numéros du magazine sortiront par an ?", settings=real_settings)
     assert ans.found and "trois numéros" in " ".join(c.quote for c in ans.citations)
