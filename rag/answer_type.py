@@ -28,15 +28,16 @@ _NUMBER_ASKED = (
     r"how\s+(?:many|much|long|old|often)|what\s+(?:is\s+the\s+)?(?:number|amount|price|sum|age)|combien"
     r"|quel(?:le)?s?\s+(?:est\s+(?:le|la)\s+)?(?:nombre|prix|montant|somme|âge)"
 )
+_COMBIEN_DE = r"combien\s+(?:de|d['’])"
 # a count of things: "how many stores", "combien de magasins", "le nombre de clients"
-_COUNT_ASKED = r"how\s+many|combien\s+(?:de|d['’])|what\s+(?:is\s+the\s+)?number\s+of|nombre\s+(?:de|d['’])"
+_COUNT_ASKED = rf"how\s+many|{_COMBIEN_DE}|what\s+(?:is\s+the\s+)?number\s+of|nombre\s+(?:de|d['’])"
 _QUANTITY_QUESTION = re.compile(rf"\b(?:{_SHARE_ASKED}|{_YEAR_ASKED}|{_NUMBER_ASKED})\b", re.IGNORECASE)
 _SHARE_QUESTION = re.compile(rf"\b(?:{_SHARE_ASKED})\b", re.IGNORECASE)
 _YEAR_QUESTION = re.compile(rf"\b(?:{_YEAR_ASKED})\b", re.IGNORECASE)
 _COUNT_QUESTION = re.compile(rf"\b(?:{_COUNT_ASKED})", re.IGNORECASE)
 # "combien de magasins": the thing counted, whose name a French answer repeats ("97 magasins").
 # English questions are not checked for it: the seeds are French ("stores" / "magasins").
-_COUNTED = re.compile(r"\bcombien\s+(?:de|d['’])\s*(\w+)", re.IGNORECASE)
+_COUNTED = re.compile(rf"\b{_COMBIEN_DE}\s*(\w+)", re.IGNORECASE)
 # "combien de temps / de fois / d'argent": answered by a duration, a count or an amount alone
 _NOT_A_THING = {"temps", "fois", "argent"}
 
@@ -104,5 +105,6 @@ def quantity_asked(question: str) -> QuantityAsked | None:
         return QuantityAsked("year")
     counted = _COUNTED.search(question)
     word = counted.group(1) if counted and counted.group(1).lower() not in _NOT_A_THING else None
-    kind = "count" if COUNT and _COUNT_QUESTION.search(question) and not (counted and not word) else "number"
+    a_measure = counted is not None and word is None  # "combien de temps / de fois / d'argent"
+    kind = "count" if COUNT and _COUNT_QUESTION.search(question) and not a_measure else "number"
     return QuantityAsked(kind, word if word and tokens(word) else None)
