@@ -16,6 +16,8 @@ from .lexical import tokens
 # A count ("how many", "combien de X") is not stated by a date, an amount, a percentage or a rank
 # (declined own 4/8 -> 5/8, own3 6/10 -> 7/10, no answerable question declined). False: any number.
 COUNT = True
+# An amount (a price, a cost, a turnover) is not stated by a date, a time or a rank. False: any number.
+AMOUNT = True
 TYPED = True  # False: any number answers any quantity question (the row it is measured against in scripts/levers.py)
 
 # a rate ("quel taux de croissance", "what growth rate") is stated as a share: "13%"
@@ -23,10 +25,17 @@ _SHARE_ASKED = (
     r"what\s+(?:share|percentage|proportion|fraction)|(?:what|which)\s+(?:is\s+the\s+)?(?:\w+\s+)?rate"
     r"|quel(?:le)?s?\s+(?:est\s+(?:le|la)\s+)?(?:part|pourcentage|proportion|taux)"
 )
-_YEAR_ASKED = r"(?:in|since)\s+(?:which|what)\s+year|(?:en|depuis)\s+quelle\s+année"
+# "since when" / "depuis quand" ask for a date: a year
+_YEAR_ASKED = r"(?:in|since)\s+(?:which|what)\s+year|(?:en|depuis)\s+quelle\s+année|since\s+when|depuis\s+quand"
+# "what was the monthly price", "what is its phone number", "quel est le délai moyen": the asked quantity may
+# follow a word or two; a phone number, a turnover or a delay is given in digits or number words
 _NUMBER_ASKED = (
-    r"how\s+(?:many|much|long|old|often)|what\s+(?:is\s+the\s+)?(?:number|amount|price|sum|age)|combien"
-    r"|quel(?:le)?s?\s+(?:est\s+(?:le|la)\s+)?(?:nombre|prix|montant|somme|âge)"
+    r"how\s+(?:many|much|long|old|often)"
+    r"|what\s+(?:(?:is|was|are|were)\s+)?(?:the\s+|its\s+|their\s+)?(?:[\w'’]+\s+)?"
+    r"(?:number|amount|price|cost|sum|age|revenues?|turnover)"
+    r"|combien|phone\s+number|(?:numéro|n°)\s+de\s+(?:téléphone|fax)"
+    r"|quel(?:le)?s?\s+(?:(?:est|était|sont)\s+(?:le|la|les)\s+)?(?:\w+\s+)?"
+    r"(?:nombre|prix|montant|somme|âge|délai|coût|tarif|chiffre\s+d['’]affaires)"
 )
 _COMBIEN_DE = r"combien\s+(?:de|d['’])"
 # a count of things: "how many stores", "combien de magasins", "le nombre de clients"
@@ -35,6 +44,10 @@ _QUANTITY_QUESTION = re.compile(rf"\b(?:{_SHARE_ASKED}|{_YEAR_ASKED}|{_NUMBER_AS
 _SHARE_QUESTION = re.compile(rf"\b(?:{_SHARE_ASKED})\b", re.IGNORECASE)
 _YEAR_QUESTION = re.compile(rf"\b(?:{_YEAR_ASKED})\b", re.IGNORECASE)
 _COUNT_QUESTION = re.compile(rf"\b(?:{_COUNT_ASKED})", re.IGNORECASE)
+# money: "what was Walmart's revenue in 2012?" is not answered by "en 2012"
+_AMOUNT_QUESTION = re.compile(
+    r"\b(?:price|cost|costs|revenues?|turnover|prix|coût|coûte|tarif|montant|chiffre\s+d['’]affaires)\b", re.IGNORECASE
+)
 # "combien de magasins": the thing counted, whose name a French answer repeats ("97 magasins").
 # English questions are not checked for it: the seeds are French ("stores" / "magasins").
 _COUNTED = re.compile(rf"\b{_COMBIEN_DE}\s*(\w+)", re.IGNORECASE)
@@ -57,12 +70,16 @@ _SHARE = re.compile(
     re.IGNORECASE,
 )
 _YEAR = re.compile(r"\b(?:1[5-9]\d\d|20\d\d)\b|\bannées\s+\d0\b", re.IGNORECASE)
-# Numbers that do not count things: amounts of money, shares, dates and times, ranks ("numéro 1")
+# Numbers that state no amount: dates and ranks ("numéro 1"); a time can ("1h30 du salaire horaire")
+_DATE_RANK = (
+    r"\b(?:en|in|depuis|since|from|to|jusqu['’]en|début|fin|le|du|au)\s+(?:1[5-9]\d\d|20\d\d)\b"
+    r"|\b\d{1,2}/\d{1,2}/\d{2,4}\b|\b(?:numéro|n°|no\.|number)\s*\d+|\b\d+(?:er|ère|e|ème|st|nd|rd|th)\b"
+)
+_NOT_AN_AMOUNT = re.compile(_DATE_RANK, re.IGNORECASE)
+# Numbers that do not count things: amounts of money, shares and times too
 _NOT_A_COUNT = re.compile(
     r"\d[\d\s.,]*\s*(?:[€$£%]|k€|m€|euros?\b|dollars?\b|pour\s?cent\b|per\s?cent\b)|[€$£]\s*\d[\d.,]*"
-    r"|\b(?:en|in|depuis|since|from|to|jusqu['’]en|début|fin|le|du|au)\s+(?:1[5-9]\d\d|20\d\d)\b"
-    r"|\b\d{1,2}/\d{1,2}/\d{2,4}\b|\b\d{1,2}h\d{0,2}\b"
-    r"|\b(?:numéro|n°|no\.|number)\s*\d+|\b\d+(?:er|ère|e|ème|st|nd|rd|th)\b",
+    rf"|\b\d{{1,2}}h\d{{0,2}}\b|{_DATE_RANK}",
     re.IGNORECASE,
 )
 
@@ -71,7 +88,7 @@ _NOT_A_COUNT = re.compile(
 class QuantityAsked:
     """What a sentence must state to answer a quantity question."""
 
-    kind: str  # "number", "count", "share" or "year"
+    kind: str  # "number", "count", "amount", "share" or "year"
     counted: str | None = None  # the thing a French "combien de ..." counts, as the question names it
 
     def __str__(self) -> str:
@@ -79,6 +96,8 @@ class QuantityAsked:
             return "a share"
         if self.kind == "year":
             return "a year"
+        if self.kind == "amount":
+            return "an amount"
         return f"a number of {self.counted}" if self.counted else "a number"
 
     def stated_by(self, text: str) -> bool:
@@ -88,6 +107,8 @@ class QuantityAsked:
             return bool(_YEAR.search(text))
         if self.kind == "count":
             text = _NOT_A_COUNT.sub(" ", text)
+        elif self.kind == "amount":
+            text = _NOT_AN_AMOUNT.sub(" ", text)
         if not _NUMBER.search(text):
             return False
         return self.counted is None or tokens(self.counted)[0] in tokens(text)
@@ -106,5 +127,10 @@ def quantity_asked(question: str) -> QuantityAsked | None:
     counted = _COUNTED.search(question)
     word = counted.group(1) if counted and counted.group(1).lower() not in _NOT_A_THING else None
     a_measure = counted is not None and word is None  # "combien de temps / de fois / d'argent"
-    kind = "count" if COUNT and _COUNT_QUESTION.search(question) and not a_measure else "number"
+    if COUNT and _COUNT_QUESTION.search(question) and not a_measure:
+        kind = "count"
+    elif AMOUNT and _AMOUNT_QUESTION.search(question):
+        kind = "amount"
+    else:
+        kind = "number"
     return QuantityAsked(kind, word if word and tokens(word) else None)

@@ -4,9 +4,12 @@ multilingual-e5's cosines are compressed: "How do I bake sourdough bread at home
 seed sentence at 0.80, as high as the best passage of some answerable questions. What differs is
 that an everyday sentence on another subject matches an off-topic question *better* than any
 passage does, while an answerable question's passage beats them all. ``closest`` returns the
-question's best cosine to ``reference_sentences.txt`` (about 200 sentences, English and French,
-on ~60 everyday subjects, none about customer service), and ``decide`` weighs it against the best
-passage.
+question's best cosine to ``reference_sentences.txt`` (about 800 sentences, English and French,
+on some 240 everyday subjects, none about customer service, shops or brands), and ``decide`` weighs it
+against the best passage. The wider the subjects, the more off-topic questions find their own: going from
+200 sentences on ~60 subjects to 800 declined 4 more of 40 off-topic and on-topic questions the seeds do
+not answer (tests/data/decline_tune_qa.jsonl) and 1 more of the 25 in the other tuning sets, for one
+more answerable question declined of 114 (tests/data/heldout_qa.jsonl).
 
 The sentences' vectors depend only on the embedder, so they are computed once per embedder and
 kept in memory and, for real models, in the user's cache (``~/.cache/rag/reference/``), never

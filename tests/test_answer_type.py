@@ -38,6 +38,8 @@ def test_quantity_questions_are_recognised(question):
         "Pourquoi les clients font-ils confiance à Amazon ?",
         "Quel est le rôle du conseiller client ?",
         "What rating did the magazine give Amazon?",
+        "How does service drive Amazon's revenue?",  # names a quantity without asking for it
+        "What is the name of the debt collection agency?",
     ],
 )
 def test_other_questions_are_not(question):
@@ -52,7 +54,14 @@ def test_other_questions_are_not(question):
         ("Quel est le pourcentage de clients fidèles ?", "share", None),
         ("Quel taux de croissance le e-commerce devrait-il atteindre ?", "share", None),  # a rate: "13%"
         ("What growth rate is expected next year?", "share", None),
-        ("What is the price of the subscription?", "number", None),
+        ("What is the price of the subscription?", "amount", None),
+        ("What was the monthly price of the subscription?", "amount", None),  # a word between
+        ("What was Walmart's revenue in 2012?", "amount", None),
+        ("Quel est le chiffre d'affaires de la Fnac ?", "amount", None),
+        ("What is the customer service's phone number?", "number", None),
+        ("Quel est le délai de livraison moyen ?", "number", None),
+        ("Since when has the blog existed?", "year", None),
+        ("Depuis quand existe le blog ?", "year", None),
         ("In which year was the company founded?", "year", None),
         ("Depuis quelle année le magazine existe-t-il ?", "year", None),
         ("Combien de magasins la Fnac compte-t-elle ?", "count", "magasins"),
@@ -61,7 +70,7 @@ def test_other_questions_are_not(question):
         ("Combien de temps faut-il pour être livré ?", "number", None),  # a duration: no thing counted
         ("Combien d'argent la start-up a-t-elle levé ?", "number", None),  # an amount: "2 millions d'euros"
         ("How many stores does Fnac have?", "count", None),  # English over French text: the noun is not checked
-        ("How much does a subscription cost per month?", "number", None),
+        ("How much does a subscription cost per month?", "amount", None),
     ],
 )
 def test_the_kind_of_quantity_asked(question, kind, counted):
@@ -108,6 +117,12 @@ def test_sentences_stating_a_number(sentence, expected):
         (QuantityAsked("count"), "Posté le 04/01/2016 17h59 par Maarten.", False),
         (QuantityAsked("count"), "Au 21e siècle, le client est roi.", False),
         (QuantityAsked("count"), "En 2012, Walmart comptait deux millions de salariés.", True),
+        # an amount is not stated by a date or a rank, but it can be by a time of work
+        (QuantityAsked("amount"), "Elle nous réclame la somme de 255 euros.", True),
+        (QuantityAsked("amount"), "Le chiffre d'affaires atteint deux milliards.", True),
+        (QuantityAsked("amount"), "Walmart a lancé un concours en 2012.", False),
+        (QuantityAsked("amount"), "Classé numéro 1 par les Français, Amazon est critiqué.", False),
+        (QuantityAsked("amount"), "L'outil coûte l'équivalent de 1h30 du salaire horaire.", True),
     ],
 )
 def test_sentences_stating_the_kind_asked(asked, sentence, expected):
