@@ -119,6 +119,8 @@ VARIANTS = {
     "decline - lexical support": ({}, {(decide_mod, "LEXICAL_SUPPORT"): NO_LEXICAL_SUPPORT}),
     "decline - reference sentences": ({}, {(decide_mod, "REFERENCE_WEIGHT"): 0.0}),
     "decline - quantity check": ({}, {(decide_mod, "QUANTITY_CHECK"): False}),
+    "reference gap as before (-0.005)": ({}, {(decide_mod, "REFERENCE_GAP"): -0.005}),
+    "quantity check: a date or a rank states an amount": ({}, {(answer_type, "AMOUNT"): False}),
     "quantity check: any number answers (untyped)": ({}, {(answer_type, "TYPED"): False}),
     "quantity check: a date, an amount or a rank counts things": ({}, {(answer_type, "COUNT"): False}),
     "- quoting the sentence with a number for quantity questions": ({}, {(answer_mod, "QUANTITY_QUOTE_WINDOW"): 0.0}),
