@@ -16,7 +16,7 @@ from .lexical import tokens
 # A count ("how many", "combien de X") is not stated by a date, an amount, a percentage or a rank
 # (declined own 4/8 -> 5/8, own3 6/10 -> 7/10, no answerable question declined). False: any number.
 COUNT = True
-# An amount (a price, a cost, a turnover) is not stated by a date, a time or a rank. False: any number.
+# An amount (a price, a cost, a turnover) is not stated by a date or a rank. False: any number.
 AMOUNT = True
 TYPED = True  # False: any number answers any quantity question (the row it is measured against in scripts/levers.py)
 
@@ -46,7 +46,7 @@ _YEAR_QUESTION = re.compile(rf"\b(?:{_YEAR_ASKED})\b", re.IGNORECASE)
 _COUNT_QUESTION = re.compile(rf"\b(?:{_COUNT_ASKED})", re.IGNORECASE)
 # money: "what was Walmart's revenue in 2012?" is not answered by "en 2012"
 _AMOUNT_QUESTION = re.compile(
-    r"\b(?:price|cost|costs|revenues?|turnover|prix|coût|coûte|tarif|montant|chiffre\s+d['’]affaires)\b", re.IGNORECASE
+    r"\b(?:price|costs?|revenues?|turnover|prix|coût|coûte|tarif|montant|chiffre\s+d['’]affaires)\b", re.IGNORECASE
 )
 # "combien de magasins": the thing counted, whose name a French answer repeats ("97 magasins").
 # English questions are not checked for it: the seeds are French ("stores" / "magasins").
