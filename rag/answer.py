@@ -14,6 +14,9 @@ MIN_SENTENCE_WORDS = 4
 # answer while its passages have other sentences (cited right own .938 -> .958, quoted right own4
 # .433 -> .467, no set lower).
 QUOTE_QUESTIONS = False
+# The article's title printed in its text is not quoted either: it states nothing ("Les leçons d'Amazon
+# pour la culture made in France [1] ... [2]" answered who wrote the piece). The metrics do not move.
+QUOTE_TITLES = False
 QUOTE_WINDOW = 0.03  # further quotes score within this of the first one
 # The sentence right after the first quote joins it when it scores within this of it: the first
 # sentence often states the fact and the next one the reason or the detail asked for (quoted right,
@@ -24,6 +27,11 @@ CONTINUATION_WINDOW = 0.05
 # kind asked, when it scores within this of the passage's best sentence (own set: the quantity check in
 # decide.py then wrongly declined 1 of 48 answerable questions at 0 and 0.03, none at 0.05).
 QUANTITY_QUOTE_WINDOW = 0.05
+
+
+def is_title(sentence: str, title: str) -> bool:
+    """Whether the sentence is its section's title printed again (pages print it twice or more)."""
+    return bool(title) and " ".join(sentence.split()).casefold() == " ".join(title.split()).casefold()
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,11 @@ def candidate_sentences(passages: list[Scored]) -> list[Sentence]:
     for rank, p in enumerate(passages):
         text = p.chunk.text
         spans = list(zip(p.chunk.sentences, p.sentence_cosines))
-        statements = [(ab, cos) for ab, cos in spans if QUOTE_QUESTIONS or not is_question(text[ab[0] : ab[1]])]
+        statements = [
+            (ab, cos) for ab, cos in spans
+            if (QUOTE_QUESTIONS or not is_question(text[ab[0] : ab[1]]))
+            and (QUOTE_TITLES or not is_title(text[ab[0] : ab[1]], p.chunk.title))
+        ]
         long_enough = [(ab, cos) for ab, cos in statements if len(text[ab[0] : ab[1]].split()) >= MIN_SENTENCE_WORDS]
         for (a, b), cos in long_enough or statements or spans:
             # the passage still counts: a sentence is read in its context
@@ -50,9 +62,11 @@ def candidate_sentences(passages: list[Scored]) -> list[Sentence]:
 
 
 def _same_text(hits, a: Sentence, b: Sentence) -> bool:
-    """Whether two sentences of (possibly different) passages overlap in their document."""
+    """Whether two sentences of (possibly different) passages overlap in their document, or say the
+    same words (web pages print a line twice: a title, a lede, a pull quote)."""
     ha, hb = hits[a.rank], hits[b.rank]
-    return ha.source == hb.source and ha.start + a.start < hb.start + b.end and hb.start + b.start < ha.start + a.end
+    overlap = ha.source == hb.source and ha.start + a.start < hb.start + b.end and hb.start + b.start < ha.start + a.end
+    return overlap or " ".join(a.text.split()).casefold() == " ".join(b.text.split()).casefold()
 
 
 def compose(

@@ -126,6 +126,7 @@ VARIANTS = {
     "- quoting the sentence with a number for quantity questions": ({}, {(answer_mod, "QUANTITY_QUOTE_WINDOW"): 0.0}),
     "- continuation of the first quote": ({}, {(answer_mod, "CONTINUATION_WINDOW"): 0.0}),
     "sentences that ask quoted too": ({}, {(answer_mod, "QUOTE_QUESTIONS"): True}),
+    "titles quoted too": ({}, {(answer_mod, "QUOTE_TITLES"): True}),
 }
 
 

@@ -151,6 +151,37 @@ def test_a_sentence_that_asks_is_not_quoted_as_the_answer():
     assert [c.quote for c in ans.citations] == ["La croissance devrait tomber à 13% en 2015 selon eux."]
 
 
+def test_the_article_title_printed_in_its_text_is_not_quoted():
+    from rag.answer import compose
+    from rag.retrieve import Scored
+    from rag.types import Chunk
+
+    title = "Les leçons d'Amazon pour la culture made in France"
+    text = f"{title}\nAbeline Majorel est formatrice et fondatrice d'une agence de conseil."
+    chunk = Chunk(0, "0.txt", text, 0, len(text), title, tuple(split_sentences(text)))
+    ranked = [Scored(chunk, 0.86, 0.86, (0.86, 0.80), 0.0, 1, None, 0.86)]
+    ans = compose("Who wrote this piece?", ranked, found=True, confidence=0.9, reason="test")
+    assert [c.quote for c in ans.citations] == ["Abeline Majorel est formatrice et fondatrice d'une agence de conseil."]
+
+
+def test_the_same_words_printed_twice_are_quoted_once():
+    """Pages print a title or a lede twice: far apart in the file, the same words in two passages."""
+    from rag.answer import compose
+    from rag.retrieve import Scored
+    from rag.types import Chunk
+
+    line = "Amazon est à nouveau l'enseigne préférée des Français."
+    first = f"{line} Le groupe remercie aussitôt ses clients."
+    second = f"Un autre passage commence ici, bien plus loin. {line}"
+    ranked = []
+    for cid, (start, text, cosines) in enumerate([(0, first, [0.88, 0.70]), (500, second, [0.87, 0.88])]):
+        chunk = Chunk(cid, "doc.txt", text, start, start + len(text), "", tuple(split_sentences(text)))
+        ranked.append(Scored(chunk, 0.88, 0.88, tuple(cosines), 0.0, cid + 1, None, 0.88))
+    ans = compose("?", ranked, found=True, confidence=0.9, reason="test")
+    assert ans.text.count(line) == 1
+    assert [c.quote for c in ans.citations] == [line, "Un autre passage commence ici, bien plus loin."]
+
+
 @pytest.mark.model
 @pytest.mark.parametrize("qa_file", ["dev", "own2"])
 def test_every_marker_points_to_a_verbatim_quote(real_settings, qa_file):
