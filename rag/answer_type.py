@@ -27,15 +27,16 @@ _SHARE_ASKED = (
 )
 # "since when" / "depuis quand" ask for a date: a year
 _YEAR_ASKED = r"(?:in|since)\s+(?:which|what)\s+year|(?:en|depuis)\s+quelle\s+année|since\s+when|depuis\s+quand"
-# "what was the monthly price", "what is its phone number", "quel est le délai moyen": the asked quantity may
-# follow a word or two; a phone number, a turnover or a delay is given in digits or number words
+# "what was the monthly price", "what is its phone number", "quel est le délai moyen": after "what is the" the
+# asked quantity may follow a word; a phone number, a turnover or a delay is given in digits or number words.
+# Without the verb, "what cost do pickup points cut?" / "quel coût ..." asks which cost, not how much.
 _NUMBER_ASKED = (
-    r"how\s+(?:many|much|long|old|often)"
-    r"|what\s+(?:(?:is|was|are|were)\s+)?(?:the\s+|its\s+|their\s+)?(?:[\w'’]+\s+)?"
-    r"(?:number|amount|price|cost|sum|age|revenues?|turnover)"
+    r"how\s+(?:many|much|long|old|often)|what\s+(?:is\s+the\s+)?(?:number|amount|price|sum|age)"
+    r"|what\s+(?:is|was|are|were)\s+(?:the\s+|its\s+|their\s+)?(?:[\w'’]+\s+)?(?:number|amount|price|cost|sum|revenues?|turnover)"
     r"|combien|phone\s+number|(?:numéro|n°)\s+de\s+(?:téléphone|fax)"
-    r"|quel(?:le)?s?\s+(?:(?:est|était|sont)\s+(?:le|la|les)\s+)?(?:\w+\s+)?"
-    r"(?:nombre|prix|montant|somme|âge|délai|coût|tarif|chiffre\s+d['’]affaires)"
+    r"|quel(?:le)?s?\s+(?:est\s+(?:le|la)\s+)?(?:nombre|prix|montant|somme|âge)"
+    r"|quel(?:le)?s?\s+(?:est|était|sont)\s+(?:le|la|les)\s+(?:\w+\s+)?"
+    r"(?:nombre|prix|montant|somme|délai|coût|tarif|chiffre\s+d['’]affaires)"
 )
 _COMBIEN_DE = r"combien\s+(?:de|d['’])"
 # a count of things: "how many stores", "combien de magasins", "le nombre de clients"

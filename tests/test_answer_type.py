@@ -40,6 +40,9 @@ def test_quantity_questions_are_recognised(question):
         "What rating did the magazine give Amazon?",
         "How does service drive Amazon's revenue?",  # names a quantity without asking for it
         "What is the name of the debt collection agency?",
+        "What cost do pickup points help retailers cut?",  # which cost, not how much
+        "Quel coût les points relais permettent-ils de réduire ?",
+        "What was the golden age of mail-order catalogues?",
     ],
 )
 def test_other_questions_are_not(question):
