@@ -139,27 +139,29 @@ def test_a_sentence_in_two_overlapping_passages_is_quoted_once():
         assert doc[c.quote_start : c.quote_end] == c.quote
 
 
-def test_a_sentence_that_asks_is_not_quoted_as_the_answer():
-    from rag.answer import compose
+def _one_passage(text: str, cosines: tuple[float, ...], title: str = ""):
+    """A single ranked passage at the start of its file, scored by its best sentence."""
     from rag.retrieve import Scored
     from rag.types import Chunk
 
+    chunk = Chunk(0, "0.txt", text, 0, len(text), title, tuple(split_sentences(text)))
+    return [Scored(chunk, max(cosines), max(cosines), cosines, 0.0, 1, None, max(cosines))]
+
+
+def test_a_sentence_that_asks_is_not_quoted_as_the_answer():
+    from rag.answer import compose
+
     text = "Crise et concurrence, responsables du recul ? La croissance devrait tomber à 13% en 2015 selon eux."
-    chunk = Chunk(0, "0.txt", text, 0, len(text), "", tuple(split_sentences(text)))
-    ranked = [Scored(chunk, 0.86, 0.86, (0.86, 0.83), 0.0, 1, None, 0.86)]
-    ans = compose("?", ranked, found=True, confidence=0.9, reason="test")
+    ans = compose("?", _one_passage(text, (0.86, 0.83)), found=True, confidence=0.9, reason="test")
     assert [c.quote for c in ans.citations] == ["La croissance devrait tomber à 13% en 2015 selon eux."]
 
 
 def test_the_article_title_printed_in_its_text_is_not_quoted():
     from rag.answer import compose
-    from rag.retrieve import Scored
-    from rag.types import Chunk
 
     title = "Les leçons d'Amazon pour la culture made in France"
     text = f"{title}\nAbeline Majorel est formatrice et fondatrice d'une agence de conseil."
-    chunk = Chunk(0, "0.txt", text, 0, len(text), title, tuple(split_sentences(text)))
-    ranked = [Scored(chunk, 0.86, 0.86, (0.86, 0.80), 0.0, 1, None, 0.86)]
+    ranked = _one_passage(text, (0.86, 0.80), title)
     ans = compose("Who wrote this piece?", ranked, found=True, confidence=0.9, reason="test")
     assert [c.quote for c in ans.citations] == ["Abeline Majorel est formatrice et fondatrice d'une agence de conseil."]
 
