@@ -29,9 +29,13 @@ CONTINUATION_WINDOW = 0.05
 QUANTITY_QUOTE_WINDOW = 0.05
 
 
+def _folded(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
 def is_title(sentence: str, title: str) -> bool:
     """Whether the sentence is its section's title printed again (pages print it twice or more)."""
-    return bool(title) and " ".join(sentence.split()).casefold() == " ".join(title.split()).casefold()
+    return bool(title) and _folded(sentence) == _folded(title)
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ def _same_text(hits, a: Sentence, b: Sentence) -> bool:
     same words (web pages print a line twice: a title, a lede, a pull quote)."""
     ha, hb = hits[a.rank], hits[b.rank]
     overlap = ha.source == hb.source and ha.start + a.start < hb.start + b.end and hb.start + b.start < ha.start + a.end
-    return overlap or " ".join(a.text.split()).casefold() == " ".join(b.text.split()).casefold()
+    return overlap or _folded(a.text) == _folded(b.text)
 
 
 def compose(
