@@ -32,7 +32,7 @@ def test_dev_set_recall(real_settings, capsys):
 @pytest.mark.model
 @pytest.mark.parametrize("name, floor", [("decline_tune_qa", 30), ("decline_check_qa", 27)])
 def test_questions_the_seeds_do_not_answer_are_declined(real_settings, name, floor, capsys):
-    """40 off-topic and on-topic questions each; the tune half chose the reference sentences' weight."""
+    """40 off-topic and on-topic questions each; the tune half chose the reference gap (decide.REFERENCE_GAP)."""
     questions = evaluate.load_questions(REPO / "tests" / "data" / f"{name}.jsonl")
     answers = [rag.answer(q.q, settings=real_settings) for q in questions]
     declined = sum(1 for a in answers if not a.found)
