@@ -55,6 +55,13 @@ class Recorder:
     def embed_query(self, text):
         return self.inner.embed_query(text)
 
+    # without these two the token match would be left out of the answers measured
+    def embed_query_tokens(self, text, layer=8):
+        return self.inner.embed_query_tokens(text, layer=layer)
+
+    def embed_tokens(self, texts, query=False, layer=8):
+        return self.inner.embed_tokens(texts, query=query, layer=layer)
+
     def embed_documents(self, texts, show_progress=False):
         self.texts += list(texts)
         self.calls.append(len(texts))
@@ -157,14 +164,15 @@ def section_pipeline(repeats: int, keep: Path | None) -> dict:
     # where answer() spends the rest: rank() without the model, per question
     from rag import retrieve
     from rag.decide import BACKGROUND_POOL
+    from rag.token_match import embed_question
 
     reader = api._reader(settings, emb)
     rank_s = []
     for q in qs:
         text = fit_to_model(validate_question(q), emb)
-        vec = emb.embed_query(text)
+        vec, token_scorer = embed_question(emb, text)
         t = time.perf_counter()
-        retrieve.rank(reader, text, vec, max(5, BACKGROUND_POOL))
+        retrieve.rank(reader, text, vec, max(5, BACKGROUND_POOL), token_scorer)
         rank_s.append(time.perf_counter() - t)
     out["rank_p50_ms"] = 1000 * pct(rank_s, 50)
     out["index_dir"] = str(base)

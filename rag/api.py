@@ -17,6 +17,7 @@ from .errors import IndexCorruptError, IndexNotFoundError
 from .retrieve import clamp_k, fit_to_model, rank, validate_question
 from .settings import Settings
 from .store import IndexReader, check_compatible, current_version
+from .token_match import embed_question
 from .types import Answer, Hit, IndexReport, IndexStatus
 
 log = logging.getLogger("rag")
@@ -106,14 +107,15 @@ def _prepare(question, k, seeds_dir, index_dir, model, settings):
 def search(question: str, k: int = 5, index_dir=None, *, seeds_dir=None, model=None, settings=None) -> list[Hit]:
     """The ``k`` passages closest to the question, best first."""
     text, embedder, reader, k = _prepare(question, k, seeds_dir, index_dir, model, settings)
-    return [scored.to_hit() for scored in rank(reader, text, embedder.embed_query(text), k)]
+    query_vec, token_scorer = embed_question(embedder, text)
+    return [scored.to_hit() for scored in rank(reader, text, query_vec, k, token_scorer)]
 
 
 def answer(question: str, k: int = 5, index_dir=None, seeds_dir=None, *, model=None, settings=None) -> Answer:
     """A short answer quoting the passages that support it, or ``found=False`` when none does."""
     text, embedder, reader, k = _prepare(question, k, seeds_dir, index_dir, model, settings)
-    query_vec = embedder.embed_query(text)
-    ranked = rank(reader, text, query_vec, max(k, BACKGROUND_POOL))
+    query_vec, token_scorer = embed_question(embedder, text)
+    ranked = rank(reader, text, query_vec, max(k, BACKGROUND_POOL), token_scorer)
     # the answer is drafted first so that the decision can check what it would quote
     draft = answer_mod.compose(question, ranked[:k], found=True, confidence=1.0, reason="")
     quotes = [c.quote for c in draft.citations]

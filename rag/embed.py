@@ -9,6 +9,7 @@ import re
 import threading
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -18,6 +19,14 @@ from .errors import ModelError
 from .model_build import BUILD_INFO_FILE, DEFAULT_MODEL_ID, ensure_default_model, sha256_file
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TokenStates:
+    """A text's word pieces as unit vectors (one row each) and their character spans in the text."""
+
+    vectors: np.ndarray
+    spans: tuple[tuple[int, int], ...]
 
 
 @runtime_checkable
@@ -87,6 +96,48 @@ class SentenceTransformerEmbedder:
                 [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
             )
         return np.ascontiguousarray(vec[0], dtype=np.float32)
+
+    def embed_tokens(self, texts: Sequence[str], query: bool = False, layer: int = 8) -> list[TokenStates]:
+        """Per text, the L2-normalised hidden states of its word pieces at encoder ``layer``, with
+        the prompt prefix, the special tokens and pure punctuation left out (``token_match``)."""
+        out: list[TokenStates] = []
+        for start in range(0, len(texts), self.batch_size):
+            out.extend(self._token_forward(texts[start : start + self.batch_size], query, layer)[0])
+        return out
+
+    def embed_query_tokens(self, text: str, layer: int = 8) -> tuple[np.ndarray, TokenStates]:
+        """``embed_query(text)`` and ``embed_tokens([text], query=True, layer)[0]`` from one forward pass."""
+        states, pooled = self._token_forward([text], True, layer)
+        return pooled[0], states[0]
+
+    def _token_forward(self, texts: Sequence[str], query: bool, layer: int) -> tuple[list[TokenStates], np.ndarray]:
+        """The texts' word-piece states at ``layer`` and their pooled vectors (mean of the last layer
+        over the attention mask, L2-normalised: what the model's Pooling and Normalize modules compute)."""
+        import torch
+
+        prompts = getattr(self._model, "prompts", {}) or {}
+        prefix = prompts.get("query" if query else "document", "")
+        batch = [prefix + t for t in texts]
+        with self._lock:
+            enc = self._tokenizer(
+                batch, padding=True, truncation=True, max_length=self.max_tokens,
+                return_offsets_mapping=True, return_tensors="pt",
+            )
+            offsets = enc.pop("offset_mapping").tolist()
+            with torch.inference_mode():
+                hidden = self._model[0].auto_model(**enc, output_hidden_states=True).hidden_states
+        mask = enc["attention_mask"].unsqueeze(-1).to(hidden[-1].dtype)
+        pooled = _unit_rows(((hidden[-1] * mask).sum(1) / mask.sum(1).clamp(min=1e-9)).float().numpy())
+        states = []
+        for row, text in enumerate(batch):
+            # by character offsets: special tokens and padding span nothing, the prefix lies before len(prefix)
+            keep = [
+                i for i, (a, b) in enumerate(offsets[row])
+                if b > a and b > len(prefix) and any(ch.isalnum() for ch in text[max(a, len(prefix)) : b])
+            ]
+            spans = tuple((max(0, offsets[row][i][0] - len(prefix)), offsets[row][i][1] - len(prefix)) for i in keep)
+            states.append(TokenStates(_unit_rows(hidden[layer][row, keep].float().numpy()), spans))
+        return states, pooled
 
 
 def _resolve(name_or_path: str) -> tuple[Path | str, str, str]:
@@ -175,6 +226,24 @@ class FakeEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         return self._embed(text)
+
+    def embed_tokens(self, texts: Sequence[str], query: bool = False, layer: int = 8) -> list[TokenStates]:
+        """Each word of three letters or more as its hashed vector: the same words match exactly."""
+        out = []
+        for text in texts:
+            words = [m for m in self._WORD.finditer(text) if len(m.group()) > 2]
+            rows = [self._word_vector(m.group()) for m in words]
+            vectors = _unit_rows(np.stack(rows)) if rows else np.zeros((0, self.dim), np.float32)
+            out.append(TokenStates(vectors, tuple(m.span() for m in words)))
+        return out
+
+    def embed_query_tokens(self, text: str, layer: int = 8) -> tuple[np.ndarray, TokenStates]:
+        return self.embed_query(text), self.embed_tokens([text], query=True, layer=layer)[0]
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.ascontiguousarray(matrix / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
 _cache: dict[str, Embedder] = {}

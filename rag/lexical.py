@@ -37,6 +37,11 @@ def tokens(text: str) -> list[str]:
     return [w[:PREFIX] for w in _WORD.findall(_fold(text)) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
 
 
+def content_word_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the words of ``text`` that are not stop words of either language."""
+    return [m.span() for m in _WORD.finditer(text) if _fold(m.group()) not in STOPWORDS]
+
+
 def question_language(text: str) -> str:
     """'fr', 'en' or 'unknown', from which language's stop words the question uses."""
     words = _WORD.findall(_fold(text))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -13,6 +13,7 @@ from .embed import Embedder
 from .errors import InvalidQuestionError
 from .lexical import LexicalIndex, question_language
 from .store import SENTENCE_STRIDE, IndexReader
+from .token_match import RERANK_POOL, TOKEN_WEIGHT, TokenScorer
 from .types import Chunk, Hit
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ class Scored:
     lexical: float  # BM25 score (0 when no query word matches)
     dense_rank: int
     lexical_rank: int | None
-    fused: float
+    fused: float  # the ranking score: dense + BM25 nudge (+ token match for the best candidates)
+    token_match: float = 0.0  # MaxSim of the question's word pieces to this chunk's (0: not matched)
 
     def to_hit(self) -> Hit:
         c = self.chunk
@@ -102,8 +104,11 @@ def lexical_index(reader: IndexReader) -> LexicalIndex:
         return _lexical_cache[key]
 
 
-def rank(reader: IndexReader, question: str, query_vec: np.ndarray, k: int) -> list[Scored]:
-    """The ``k`` best chunks for the question, by fused rank."""
+def rank(
+    reader: IndexReader, question: str, query_vec: np.ndarray, k: int, token_scorer: TokenScorer | None = None
+) -> list[Scored]:
+    """The ``k`` best chunks for the question, by fused score; with ``token_scorer`` the best
+    ``RERANK_POOL`` of them are matched word piece by word piece too (``token_match``)."""
     pool = min(reader.ntotal, max(POOL, 4 * k))
     candidates = {i for i, _ in reader.search(query_vec, pool)}
     candidates |= {cid for cid, _, _ in reader.search_sentences(query_vec, 3 * pool)}
@@ -138,6 +143,14 @@ def rank(reader: IndexReader, question: str, query_vec: np.ndarray, k: int) -> l
         fused = dense + LEXICAL_SCALE * weight * lexical_score.get(chunk.id, 0.0) / top_bm25
         out.append(Scored(chunk, dense, cc, sent, lexical_score.get(chunk.id, 0.0), dense_rank, lr, fused))
     out.sort(key=lambda s: -s.fused)
+    if token_scorer is not None and out:
+        # a fixed pool, whatever k is, so that search(k=1) and search(k=10) agree on the order
+        pool = out[:RERANK_POOL]
+        matches = token_scorer([s.chunk.text for s in pool])
+        pool = [replace(s, token_match=float(m), fused=s.fused + TOKEN_WEIGHT * float(m)) for s, m in zip(pool, matches)]
+        pool.sort(key=lambda s: -s.fused)
+        # the rest keep their order below the pool: their fused scores lack the token term
+        out = pool + out[RERANK_POOL:]
     return out[:k]
 
 

@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import rag  # noqa: E402
-from rag import answer_type, api, evaluate, retrieve  # noqa: E402
+from rag import answer_type, api, evaluate, retrieve, token_match  # noqa: E402
 from rag.types import Answer, Hit  # noqa: E402
 
 decide_mod = importlib.import_module("rag.decide")
@@ -47,6 +47,17 @@ class CachingEmbedder:
         if key not in self.cache:
             self.cache[key] = self.inner.embed_query(text)
         return self.cache[key]
+
+    def embed_tokens(self, texts, query=False, layer=8):
+        keys = [f"t{int(query)}{layer}:" + hashlib.sha1(t.encode()).hexdigest() for t in texts]
+        missing = [(k, t) for k, t in dict(zip(keys, texts)).items() if k not in self.cache]
+        if missing:
+            for (k, _), v in zip(missing, self.inner.embed_tokens([t for _, t in missing], query=query, layer=layer)):
+                self.cache[k] = v
+        return [self.cache[k] for k in keys]
+
+    def embed_query_tokens(self, text, layer=8):
+        return self.embed_query(text), self.embed_tokens([text], query=True, layer=layer)[0]
 
     def embed_documents(self, texts, show_progress=False):
         missing = [t for t in dict.fromkeys(texts) if hashlib.sha1(t.encode()).hexdigest() not in self.cache]
@@ -94,6 +105,16 @@ def variant(questions, emb, workdir: Path, name: str, settings_changes=None, mod
 
 VARIANTS = {
     "final pipeline": ({}, {}),
+    "- token match": ({}, {(retrieve, "TOKEN_WEIGHT"): 0.0}),
+    "token match at layer 10": ({}, {(token_match, "TOKEN_LAYER"): 10}),
+    "token match at layer 12 (the last)": ({}, {(token_match, "TOKEN_LAYER"): 12}),
+    "decline: best sentence of the 3 top candidates (as before)": ({}, {(decide_mod, "BEST_DEPTH"): 3}),
+    "- token match, best sentence of the 3 top candidates (the last round)": (
+        {},
+        {(retrieve, "TOKEN_WEIGHT"): 0.0, (decide_mod, "BEST_DEPTH"): 3},
+    ),
+    "token match weight 0.5": ({}, {(retrieve, "TOKEN_WEIGHT"): 0.5}),
+    "token match with the question's stop words": ({}, {(token_match, "CONTENT_WORDS_ONLY"): False}),
     "- BM25 fusion": ({}, {(retrieve, "LEXICAL_WEIGHT"): {"fr": 0.0, "en": 0.0, "unknown": 0.0}}),
     "BM25 same weight for every language": ({}, {(retrieve, "LEXICAL_WEIGHT"): {"fr": 1.0, "en": 1.0, "unknown": 1.0}}),
     "- sentence vectors": ({}, {(retrieve, "SENTENCE_WEIGHT"): 0.0}),

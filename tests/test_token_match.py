@@ -1,0 +1,117 @@
+"""Token-level matching (MaxSim over word-piece states): the score, the cache and its place in ranking."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import rag
+from rag import retrieve, token_match
+from rag.embed import FakeEmbedder
+from rag.store import IndexReader
+
+
+def _unit(rows):
+    m = np.asarray(rows, dtype=np.float32)
+    return m / np.linalg.norm(m, axis=1, keepdims=True)
+
+
+def test_maxsim_is_the_mean_of_each_question_pieces_best_match():
+    q = _unit([[1, 0], [0, 1]])
+    p = _unit([[1, 0], [1, 1]])
+    # piece 1 matches [1, 0] exactly; piece 2's best is [1, 1] at cos 0.707
+    assert abs(token_match.maxsim(q, p) - (1 + 2**-0.5) / 2) < 1e-6
+    assert token_match.maxsim(q, np.zeros((0, 2), np.float32)) == 0.0
+
+
+def test_passages_sharing_the_question_words_score_higher():
+    matcher = token_match.TokenMatcher(FakeEmbedder())
+    scores = matcher("confiance des pure-players", ["la confiance dont bénéficient les pure-players", "le prix du transport"])
+    assert scores[0] > scores[1]
+    assert scores.dtype == np.float32 and scores.shape == (2,)
+
+
+class CountingFake(FakeEmbedder):
+    def __init__(self):
+        super().__init__()
+        self.passages_encoded = 0
+
+    def embed_tokens(self, texts, query=False, layer=8):
+        if not query:
+            self.passages_encoded += len(texts)
+        return super().embed_tokens(texts, query=query, layer=layer)
+
+
+def test_passage_states_are_computed_once_and_the_cache_is_bounded():
+    fake = CountingFake()
+    matcher = token_match.TokenMatcher(fake, cache_chunks=2)
+    first = matcher("question", ["alpha beta", "gamma delta"])
+    again = matcher("question", ["alpha beta", "gamma delta"])
+    assert fake.passages_encoded == 2
+    np.testing.assert_allclose(first, again)
+    matcher("question", ["epsilon zeta"])  # evicts the oldest
+    matcher("question", ["alpha beta"])
+    assert fake.passages_encoded == 4
+
+
+def test_an_embedder_without_token_states_ranks_without_them():
+    class PooledOnly:
+        pass
+
+    assert token_match.matcher_for(PooledOnly()) is None
+
+    class NoTokens(FakeEmbedder):
+        embed_tokens = None
+
+    vec, scorer = token_match.embed_question(NoTokens(), "la confiance")
+    assert scorer is None and vec.shape == (64,)
+    fake = FakeEmbedder()
+    assert token_match.matcher_for(fake) is token_match.matcher_for(fake)
+
+
+def test_rank_reorders_only_its_pool_and_agrees_across_k(fake_settings, fake):
+    rag.build_index(settings=fake_settings)
+    reader = IndexReader.open(fake_settings.index_dir)
+    question = "Pourquoi les Français font confiance aux pure-players ?"
+    vec = fake.embed_query(question)
+    scorer = token_match.matcher_for(fake).scorer(question, fake.embed_tokens([question], query=True)[0])
+    plain = retrieve.rank(reader, question, vec, 40)
+    ranked = retrieve.rank(reader, question, vec, 40, scorer)
+    pool = token_match.RERANK_POOL
+    # the same candidates enter the pool; only their order changes, and every one was matched
+    assert {s.chunk.id for s in ranked[:pool]} == {s.chunk.id for s in plain[:pool]}
+    assert all(s.token_match > 0 for s in ranked[:pool])
+    assert all(s.token_match == 0 for s in ranked[pool:])
+    assert [s.chunk.id for s in ranked[pool:]] == [s.chunk.id for s in plain[pool:]]
+    before = {s.chunk.id: s.fused for s in plain}
+    for s in ranked[:pool]:
+        assert abs(s.fused - (before[s.chunk.id] + token_match.TOKEN_WEIGHT * s.token_match)) < 1e-6
+    fused = [s.fused for s in ranked[:pool]]
+    assert fused == sorted(fused, reverse=True)
+    top3 = retrieve.rank(reader, question, vec, 3, scorer)
+    assert [s.chunk.id for s in top3] == [s.chunk.id for s in ranked[:3]]
+    reader.close()
+
+
+def test_real_token_states_leave_out_the_prompt_special_tokens_and_punctuation(real_embedder):
+    [states] = real_embedder.embed_tokens(["why trust pure players?"], query=True)
+    q = states.vectors
+    assert [("why trust pure players?")[a:b].strip() for a, b in states.spans][0] == "why"
+    assert q.shape == (real_embedder.count_tokens("why trust pure players"), real_embedder.dim)
+    np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5)
+    # padding in a batch does not change a text's states
+    alone = real_embedder.embed_tokens(["la confiance"])[0].vectors
+    batched = real_embedder.embed_tokens(["la confiance", "un texte nettement plus long que le premier"])[0].vectors
+    np.testing.assert_allclose(alone, batched, atol=1e-4)
+
+
+def test_real_token_match_links_an_english_word_to_its_french_translation(real_embedder):
+    matcher = token_match.TokenMatcher(real_embedder)
+    scores = matcher("trust", ["la confiance des clients", "le prix des livraisons"])
+    assert scores[0] > scores[1]
+
+
+def test_one_forward_pass_gives_the_query_vector_and_its_token_states(real_embedder):
+    question = "why do French trust pure-players?"
+    vector, states = real_embedder.embed_query_tokens(question)
+    np.testing.assert_allclose(vector, real_embedder.embed_query(question), atol=1e-5)
+    np.testing.assert_allclose(states.vectors, real_embedder.embed_tokens([question], query=True)[0].vectors, atol=1e-5)
