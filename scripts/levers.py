@@ -108,6 +108,7 @@ VARIANTS = {
     "- token match": ({}, {(retrieve, "TOKEN_WEIGHT"): 0.0}),
     "token match at layer 10": ({}, {(token_match, "TOKEN_LAYER"): 10}),
     "token match at layer 12 (the last)": ({}, {(token_match, "TOKEN_LAYER"): 12}),
+    "decline - token support": ({}, {(decide_mod, "TOKEN_SUPPORT_WEIGHT"): 0.0}),
     "decline: best sentence of the 3 top candidates (as before)": ({}, {(decide_mod, "BEST_DEPTH"): 3}),
     "- token match, best sentence of the 3 top candidates (the last round)": (
         {},

@@ -115,3 +115,25 @@ def test_one_forward_pass_gives_the_query_vector_and_its_token_states(real_embed
     vector, states = real_embedder.embed_query_tokens(question)
     np.testing.assert_allclose(vector, real_embedder.embed_query(question), atol=1e-5)
     np.testing.assert_allclose(states.vectors, real_embedder.embed_tokens([question], query=True)[0].vectors, atol=1e-5)
+
+
+def test_the_decision_counts_how_well_the_question_words_matched_the_best_passage():
+    from dataclasses import replace
+
+    from rag import decide
+    from rag.retrieve import Scored
+    from rag.types import Chunk
+
+    text = "Une phrase assez longue pour compter ici."
+    chunk = Chunk(0, "0.txt", text, 0, len(text), "", ((0, len(text)),))
+    background = [Scored(chunk, 0.80, 0.80, (0.80,), 0.0, i + 2, None, 0.80) for i in range(10)]
+    ranked = [Scored(chunk, 0.83, 0.83, (0.83,), 0.0, 1, None, 0.83), *background]
+    question = "Where is it?"
+    _, unmatched_conf, unmatched_reason = decide.decide(question, ranked)  # no token states: signal left out
+    assert "matched" not in unmatched_reason
+    level = decide.TOKEN_LEVEL["en"]
+    strong = decide.decide(question, [replace(ranked[0], token_match=level + 0.1), *background])
+    weak = decide.decide(question, [replace(ranked[0], token_match=level - 0.1), *background])
+    at_level = decide.decide(question, [replace(ranked[0], token_match=level), *background])
+    assert weak[1] < at_level[1] == unmatched_conf < strong[1]
+    assert f"its words matched {level - 0.1:.3f}" in weak[2]
