@@ -112,7 +112,7 @@ VARIANTS = {
     "decline: best sentence of the 3 top candidates (as before)": ({}, {(decide_mod, "BEST_DEPTH"): 3}),
     "- token match, best sentence of the 3 top candidates (the last round)": (
         {},
-        {(retrieve, "TOKEN_WEIGHT"): 0.0, (decide_mod, "BEST_DEPTH"): 3},
+        {(retrieve, "TOKEN_WEIGHT"): 0.0, (decide_mod, "BEST_DEPTH"): 3, (decide_mod, "TOKEN_SUPPORT_WEIGHT"): 0.0},
     ),
     "token match weight 0.5": ({}, {(retrieve, "TOKEN_WEIGHT"): 0.5}),
     "token match with the question's stop words": ({}, {(token_match, "CONTENT_WORDS_ONLY"): False}),
