@@ -10,7 +10,8 @@ as SimAlign found for multilingual encoders), and the last layer, trained for po
 (recall@1 over 244 answerable questions of the eight sets used for tuning: 192 without, last layer
 194, layer 10 204-208, layer 8 205-210 for weights 0.8-1.2, layer 6 205). Only the question's content
 words are matched (its stop words, "why", "the", "de", match some word of every passage): 205 -> 209.
-On the two sets never read (own6, own8: 72 answerable), recall@1 60 -> 64, recall@5 71 -> 72.
+On the two sets never read (own6, own8: 72 answerable), recall@1 60 -> 64, recall@5 71 -> 72; on own9,
+written after these choices, 28 -> 33 of 36 (docs/quality.md).
 
 An embedder without ``embed_tokens``/``embed_query_tokens`` (the ONNX backends) ranks without it. Passage states are
 computed when first needed and kept, by text, in a bounded cache (float16: about 200 KB a chunk).
@@ -119,7 +120,7 @@ _matchers: dict[int, TokenMatcher] = {}
 _matchers_lock = threading.Lock()
 
 
-def matcher_for(embedder) -> TokenScorer | None:
+def matcher_for(embedder) -> TokenMatcher | None:
     """The embedder's token matcher, made once per embedder; None when it exposes no token states."""
     if not all(callable(getattr(embedder, m, None)) for m in ("embed_tokens", "embed_query_tokens")):
         return None
