@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag import ann
+from rag.store import fp16, kinds
 
 from .common import CACHE, REPO, median, pct, peak_rss_mb, rss_mb
 
@@ -47,7 +47,7 @@ def embed_real(n: int = 10_000, budget_min: float = 20.0, block: int = 256, fall
     vectors (the generator is deterministic) is resumed after checking that its first block still
     embeds the same, so 10k can be reached over several sittings."""
     import rag
-    from rag.chunk import embedding_text
+    from rag.documents.chunk import embedding_text
 
     from .synth import Generator
 
@@ -196,7 +196,7 @@ def search_times(index, q: np.ndarray, repeats: int = 1) -> tuple[list[float], n
         found = []
         for v in q:
             t = time.perf_counter()
-            with ann.one_search_thread():  # as rag.store's IndexReader searches
+            with kinds.one_search_thread():  # as rag.store's IndexReader searches
                 _, i = index.search(v.reshape(1, -1), 10)
             times.append(time.perf_counter() - t)
             found.append(i[0])
@@ -226,7 +226,7 @@ def file_load(index, tmpdir: Path, repeats: int = 3) -> tuple[float, float, floa
 
 
 def ann_size(x: np.ndarray, q: np.ndarray, origin: str, quick: bool, tmpdir: Path) -> list[dict]:
-    """Exact flat (ground truth and latency), the library's approximate index (rag.ann: HNSW-SQ8 +
+    """Exact flat (ground truth and latency), the library's approximate index (rag.store.kinds: HNSW-SQ8 +
     float16 re-scoring, efSearch sweep) and IVF-SQ8 (nprobe sweep) for comparison."""
     import faiss
 
@@ -239,13 +239,13 @@ def ann_size(x: np.ndarray, q: np.ndarray, origin: str, quick: bool, tmpdir: Pat
     # exact, as the library builds it today (at 1M: 100 queries, it is slow)
     qf = q if n < 500_000 else q[:100]
     t = time.perf_counter()
-    flat = ann.build_vector_index(d, n, exact_max=n + 1)
+    flat = kinds.build_vector_index(d, n, exact_max=n + 1)
     flat.add_with_ids(x, ids)
     build = time.perf_counter() - t
     times, found = search_times(flat, qf, reps)
     mb, load, grow = file_load(flat, tmpdir, repeats=1 if n >= 500_000 else 3)
     rows.append({"n": n, "origin": origin, "index": "IDMap2,Flat (exact)", "build_s": build, "load_s": load,
-                 "file_mb": mb, "mem_mb": ann.vector_bytes(flat) / 2**20, "rss_load_mb": grow, "queries": len(qf),
+                 "file_mb": mb, "mem_mb": kinds.vector_bytes(flat) / 2**20, "rss_load_mb": grow, "queries": len(qf),
                  "p50_ms": 1000 * pct(times, 50), "p95_ms": 1000 * pct(times, 95),
                  "recall10": recall_at(found, truth[: len(qf)])})
     del flat
@@ -253,16 +253,16 @@ def ann_size(x: np.ndarray, q: np.ndarray, origin: str, quick: bool, tmpdir: Pat
     if n < 20_000:
         return rows
 
-    # the library's approximate tier (rag.ann): IVF-SQ8 + exact re-scoring from the float16 store
+    # the library's approximate tier (rag.store.kinds): IVF-SQ8 + exact re-scoring from the float16 store
     stem = tmpdir / "vectors"
     t = time.perf_counter()
-    ann.Fp16Vectors.save(stem, ids, x)
+    fp16.Fp16Vectors.save(stem, ids, x)
     save_s = time.perf_counter() - t
-    store = ann.Fp16Vectors.open(stem)
-    spec = ann.choose(n, exact_max=0)
+    store = fp16.Fp16Vectors.open(stem)
+    spec = kinds.choose(n, exact_max=0)
     t = time.perf_counter()
-    ivf = ann.build_vector_index(d, n, spec=spec)
-    ann.train(ivf, x)
+    ivf = kinds.build_vector_index(d, n, spec=spec)
+    kinds.train(ivf, x)
     train_s = time.perf_counter() - t
     ivf.add_with_ids(x, ids)
     build = time.perf_counter() - t
@@ -271,8 +271,8 @@ def ann_size(x: np.ndarray, q: np.ndarray, origin: str, quick: bool, tmpdir: Pat
         tt, ff = [], []
         for v in q:
             t0 = time.perf_counter()
-            with ann.one_search_thread():  # as rag.store's IndexReader searches
-                _, i = ann.search(index, v, 10, store=st)
+            with kinds.one_search_thread():  # as rag.store's IndexReader searches
+                _, i = kinds.search(index, v, 10, store=st)
             tt.append(time.perf_counter() - t0)
             ff.append(np.pad(i, (0, 10 - len(i)), constant_values=-1))
         return tt, np.stack(ff)
@@ -303,14 +303,14 @@ def ann_size(x: np.ndarray, q: np.ndarray, origin: str, quick: bool, tmpdir: Pat
         store.get(pick)
         look.append(time.perf_counter() - t)
     rows.append({"n": n, "origin": origin, "index": spec.describe(), "build_s": build, "train_s": train_s,
-                 "load_s": load, "file_mb": mb, "mem_mb": ann.vector_bytes(ivf) / 2**20, "rss_load_mb": grow,
+                 "load_s": load, "file_mb": mb, "mem_mb": kinds.vector_bytes(ivf) / 2**20, "rss_load_mb": grow,
                  "queries": len(q), "p50_ms": 1000 * pct(times, 50), "p95_ms": 1000 * pct(times, 95),
                  "recall10": recall_at(found, truth), "sweep": sweep, "library": True, "direct_map_mb": direct_map_mb,
                  "fp16_store": {"save_s": save_s, "get60_p50_ms": 1000 * pct(look, 50),
-                                "disk_mb": sum(p.stat().st_size for p in ann.Fp16Vectors.paths(stem)) / 2**20}})
+                                "disk_mb": sum(p.stat().st_size for p in fp16.Fp16Vectors.paths(stem)) / 2**20}})
     del ivf, store
     gc.collect()
-    for p in ann.Fp16Vectors.paths(stem):
+    for p in fp16.Fp16Vectors.paths(stem):
         p.unlink()
 
     # HNSW over SQ8, for comparison (no remove_ids; its build is slow at 1M, so only up to 200k here)

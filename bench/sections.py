@@ -15,7 +15,6 @@ import shutil
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +98,7 @@ def raw_encode(emb, texts: list[str]) -> np.ndarray:
 def section_pipeline(repeats: int, keep: Path | None) -> dict:
     import rag
     from rag import api, indexer
-    from rag.retrieve import fit_to_model, validate_question
+    from rag.query.retrieve import fit_to_model, validate_question
 
     base = _workdir(keep)
     settings = rag.Settings(seeds_dir=base / "seeds", index_dir=base / "index")
@@ -162,9 +161,9 @@ def section_pipeline(repeats: int, keep: Path | None) -> dict:
     })
     out["answer_over_query"] = out["answer_p50_ms"] / out["query_p50_ms"]
     # where answer() spends the rest: rank() without the model, per question
-    from rag import retrieve
-    from rag.decide import BACKGROUND_POOL
-    from rag.token_match import embed_question
+    from rag.query import retrieve
+    from rag.query.decide import BACKGROUND_POOL
+    from rag.query.token_match import embed_question
 
     reader = api._reader(settings, emb)
     rank_s = []
@@ -189,11 +188,12 @@ t0 = time.perf_counter()
 import sentence_transformers  # noqa
 t1 = time.perf_counter()
 import rag
-from rag import embed
+from rag.model import registry
+from rag.model.sentence_transformer import SentenceTransformerEmbedder
 t2 = time.perf_counter()
-e = embed.get_embedder(sys.argv[1]) if sys.argv[1] != "default" else rag.get_embedder()
+e = registry.get_embedder(sys.argv[1]) if sys.argv[1] != "default" else rag.get_embedder()
 t3 = time.perf_counter()
-e2 = embed.SentenceTransformerEmbedder(sys.argv[1]) if sys.argv[1] != "default" else embed.SentenceTransformerEmbedder()
+e2 = SentenceTransformerEmbedder(sys.argv[1]) if sys.argv[1] != "default" else SentenceTransformerEmbedder()
 t4 = time.perf_counter()
 print(json.dumps({"import_st": t1 - t0, "import_rag": t2 - t1, "load": t3 - t2, "second_load": t4 - t3}))
 """
@@ -204,7 +204,7 @@ BASELINE_CHILD = "import sentence_transformers, rag; rag.get_embedder()"
 def section_load(repeats: int, index_dir: Path | None) -> dict:
     """Model load in a fresh process, and a cold ``rag ask`` against importing sentence-transformers
     and loading the model alone (the two alternate, in separate processes)."""
-    from rag.model_build import ensure_default_model
+    from rag.model.build import ensure_default_model
 
     model_dir = ensure_default_model()
     env = child_env()
@@ -242,7 +242,8 @@ def section_load(repeats: int, index_dir: Path | None) -> dict:
 
 def section_fastembed(repeats: int, variants: list[str], eval_variants: list[str]) -> dict:
     import rag
-    from rag import api, evaluate, fast_embed, indexer
+    from rag import api, evaluate, indexer
+    from rag.model import onnx
 
     emb = rag.get_embedder()
     base = Path(tempfile.mkdtemp(prefix="rag-bench-fast-"))
@@ -259,15 +260,9 @@ def section_fastembed(repeats: int, variants: list[str], eval_variants: list[str
         for v in variants:
             t = time.perf_counter()
             if v == "onnx-int8":
-                embedders[v] = fast_embed.OnnxEmbedder(quant="int8")
+                embedders[v] = onnx.OnnxEmbedder(quant="int8")
             elif v == "onnx-fp32":
-                embedders[v] = fast_embed.OnnxEmbedder(quant="fp32")
-            elif v == "torch-qint8":
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    from .torch_quant import TorchQuantEmbedder
-
-                    embedders[v] = TorchQuantEmbedder()
+                embedders[v] = onnx.OnnxEmbedder(quant="fp32")
             load_s[v] = time.perf_counter() - t
         for e in embedders.values():
             e.embed_documents(texts[:32])
@@ -368,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--keep", type=Path)
     p.add_argument("--index-dir", type=Path)
-    p.add_argument("--variants", default="onnx-int8,torch-qint8")
+    p.add_argument("--variants", default="onnx-int8,onnx-fp32")
     p.add_argument("--eval-variants", default="onnx-int8")
     p.add_argument("--seeds", type=int, default=30)
     p.add_argument("--sizes", default="10000,100000,1000000")

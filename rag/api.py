@@ -10,32 +10,34 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from . import answer as answer_mod
-from . import embed, indexer, reference
-from .decide import BACKGROUND_POOL, decide
+from . import indexer
 from .errors import IndexCorruptError, IndexNotFoundError
-from .retrieve import clamp_k, fit_to_model, rank, validate_question
+from .model import registry
+from .model.base import Embedder
+from .query import compose, reference
+from .query.decide import BACKGROUND_POOL, decide
+from .query.retrieve import clamp_k, fit_to_model, rank, validate_question
+from .query.token_match import embed_question
 from .settings import Settings
 from .store import IndexReader, check_compatible, current_version
-from .token_match import embed_question
 from .types import Answer, Hit, IndexReport, IndexStatus
 
 log = logging.getLogger("rag")
 
 _readers: dict[Path, IndexReader] = {}
 _readers_lock = threading.Lock()
-_fake_embedders: dict[str, embed.Embedder] = {}
+_fake_embedders: dict[str, Embedder] = {}
 
 
-def get_embedder(model: str | None = None) -> embed.Embedder:
+def get_embedder(model: str | None = None) -> Embedder:
     """The embedder for ``model`` (default: the setting / ``RAG_EMBEDDING_MODEL``), loaded once."""
     settings = Settings.from_env(model=model)
     if settings.model in _fake_embedders:
         return _fake_embedders[settings.model]
-    return embed.get_embedder(settings.model)
+    return registry.get_embedder(settings.model)
 
 
-def register_embedder(embedder: embed.Embedder) -> None:
+def register_embedder(embedder: Embedder) -> None:
     """Make ``embedder`` the one used for its ``model_id`` (tests use it for the fake)."""
     _fake_embedders[embedder.model_id] = embedder
 
@@ -63,7 +65,7 @@ def build_index(
     return report
 
 
-def _reader(s: Settings, embedder: embed.Embedder) -> IndexReader:
+def _reader(s: Settings, embedder: Embedder) -> IndexReader:
     """The live index, reloaded when a newer build has been swapped in; built if there is none."""
     key = s.index_dir.resolve()
     with _readers_lock:
@@ -117,18 +119,18 @@ def answer(question: str, k: int = 5, index_dir=None, seeds_dir=None, *, model=N
     query_vec, token_scorer = embed_question(embedder, text)
     ranked = rank(reader, text, query_vec, max(k, BACKGROUND_POOL), token_scorer)
     # the answer is drafted first so that the decision can check what it would quote
-    draft = answer_mod.compose(question, ranked[:k], found=True, confidence=1.0, reason="")
+    draft = compose.compose(question, ranked[:k], found=True, confidence=1.0, reason="")
     quotes = [c.quote for c in draft.citations]
     found, confidence, reason = decide(text, ranked, reference.closest(embedder, query_vec), quotes)
     if not found:
-        return answer_mod.compose(question, ranked[:k], found=False, confidence=confidence, reason=reason)
+        return compose.compose(question, ranked[:k], found=False, confidence=confidence, reason=reason)
     return replace(draft, confidence=confidence, reason=reason if draft.found else draft.reason)
 
 
 def index_status(index_dir=None, seeds_dir=None, *, settings=None) -> IndexStatus:
     """What the index holds, and whether the seeds on disk have changed since it was built."""
     s = _settings(seeds_dir, index_dir, None, settings)
-    from .ingest import discover, read_seed
+    from .documents.discover import discover, read_seed
     from .store import read_manifest
 
     version = current_version(s.index_dir)
@@ -181,8 +183,8 @@ def add_document(
     import os
     import re
 
+    from .documents.text import parse_seed_bytes
     from .errors import InvalidDocumentError
-    from .ingest import parse_seed_bytes
 
     s = _settings(seeds_dir, index_dir, None, settings)
     name = os.path.basename(str(filename or "").replace("\\", "/")).strip()

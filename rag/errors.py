@@ -39,3 +39,7 @@ class IndexBusyError(RagError):
 
 class InvalidDocumentError(RagError):
     """An uploaded document is not a text file the product can index."""
+
+
+# The advice every damaged-index message ends with.
+REBUILD_HINT = "run `rag index --full` to rebuild it"

@@ -11,11 +11,10 @@ import numpy as np
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from .ann import VectorSet
-from .chunk import MIN_CHUNK_TOKENS, chunk_document, embedding_text
-from .embed import Embedder
+from .documents.chunk import MIN_CHUNK_TOKENS, chunk_document, embedding_text
+from .documents.discover import discover, read_seed
 from .errors import ConfigError, EmptyCorpusError, IndexBusyError, IndexCorruptError, IndexMismatchError
-from .ingest import discover, read_seed
+from .model.base import Embedder
 from .settings import Settings
 from .store import (
     IndexReader,
@@ -28,6 +27,7 @@ from .store import (
     sentence_ids,
     write_version,
 )
+from .store.vectors import VectorSet
 from .types import Chunk, Document, IndexReport, SeedChange
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def build_index(
         vectors, sentence_vectors = _embed_chunks(new_chunks, settings, embedder, show_progress)
         _hook(crash_hook, "embedded")
 
-        # the vector index's kind follows the new chunk count (rag/ann.py): the previous build's
+        # the vector index's kind follows the new chunk count (rag/store/kinds.py): the previous build's
         # index is edited by id, or re-created from its stored vectors when the kind must change
         if plan.full or old_reader is None:
             vector_set = VectorSet(embedder.dim)

@@ -7,9 +7,9 @@ import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from .chunk import CHUNKER_VERSION
+from .documents.chunk import CHUNKER_VERSION
 from .errors import ConfigError
-from .model_build import DEFAULT_MODEL_ID
+from .model.build import DEFAULT_MODEL_ID
 
 ENV_VARS = {
     "seeds_dir": "RAG_SEEDS_DIR",

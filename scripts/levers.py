@@ -18,11 +18,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import rag  # noqa: E402
-from rag import answer_type, api, evaluate, retrieve, token_match  # noqa: E402
+from rag import api, evaluate
+from rag.query import answer_type, retrieve, token_match  # noqa: E402
 from rag.types import Answer, Hit  # noqa: E402
 
-decide_mod = importlib.import_module("rag.decide")
-answer_mod = importlib.import_module("rag.answer")  # ``rag.answer`` is the function
+decide_mod = importlib.import_module("rag.query.decide")
+answer_mod = importlib.import_module("rag.query.compose")
 NO_LEXICAL_SUPPORT = {"fr": 0.0, "en": 0.0, "unknown": 0.0}
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 

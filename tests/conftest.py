@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import rag
-from rag.embed import FakeEmbedder
+from rag.model import FakeEmbedder
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"

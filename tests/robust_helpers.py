@@ -92,7 +92,7 @@ FAKE_PRELUDE = """
 import os, sys, json, signal, time
 from pathlib import Path
 import rag
-from rag.embed import FakeEmbedder
+from rag.model import FakeEmbedder
 FAKE = FakeEmbedder()
 rag.register_embedder(FAKE)
 def fake_settings(seeds, index, **kw):
@@ -120,7 +120,7 @@ def start_child(code: str, *args: str, **kw) -> subprocess.Popen:
 def index_snapshot(index_dir: Path, questions: list[str], embedder) -> dict:
     """Everything a reader of the live build can observe, in comparable form: the seeds and chunk
     ids of the manifest, every chunk row, a digest of every vector, and ranked results."""
-    from rag import retrieve
+    from rag.query import retrieve
     from rag.store import IndexReader
 
     reader = IndexReader.open(index_dir)

@@ -1,7 +1,7 @@
-"""Issue 6: the vector index's kind follows the corpus size (rag/ann.py), wired into the real index.
+"""Issue 6: the vector index's kind follows the corpus size (rag/store/kinds.py), wired into the real index.
 
-Below ``ann.EXACT_MAX`` chunks a build writes what it always wrote (exact search); from it on, an
-IVF-SQ8 with float16 stores. The tests lower ``ann.EXACT_MAX`` so that the fake embedder's small
+Below ``kinds.EXACT_MAX`` chunks a build writes what it always wrote (exact search); from it on, an
+IVF-SQ8 with float16 stores. The tests lower ``kinds.EXACT_MAX`` so that the fake embedder's small
 corpora build the approximate kind."""
 
 from __future__ import annotations
@@ -14,18 +14,11 @@ import numpy as np
 import pytest
 
 import rag
-from rag import ann, retrieve
-from rag.embed import FakeEmbedder
-from rag.store import (
-    CHUNKS_DB,
-    MANIFEST,
-    SENTENCE_STRIDE,
-    SENTENCE_VECTORS,
-    VECTORS,
-    IndexReader,
-    _content_digest,
-    current_version,
-)
+from rag.model import FakeEmbedder
+from rag.query import retrieve
+from rag.store import CHUNKS_DB, MANIFEST, SENTENCE_STRIDE, IndexReader, checks, current_version, fp16, kinds
+from rag.store.manifest import _content_digest
+from rag.store.vectors import SENTENCE_VECTORS, VECTORS
 from tests.conftest import SEEDS
 from tests.robust_helpers import french_article, write_corpus
 
@@ -45,7 +38,7 @@ class CountingEmbedder(FakeEmbedder):
 
 @pytest.fixture
 def small_max(monkeypatch):
-    monkeypatch.setattr(ann, "EXACT_MAX", SMALL_MAX)
+    monkeypatch.setattr(kinds, "EXACT_MAX", SMALL_MAX)
     return SMALL_MAX
 
 
@@ -109,9 +102,9 @@ def test_above_the_threshold_the_build_writes_an_ivf_sq8_with_float16_stores(fak
     n = report.total_chunks
     assert n >= small_max
     manifest = _manifest(fake_settings.index_dir)
-    spec = ann.choose(n)
+    spec = kinds.choose(n)
     assert manifest["schema_version"] == 3
-    assert manifest["index"] == {**ann.spec_to_manifest(spec), "kind": "ivf-sq8"}
+    assert manifest["index"] == {**kinds.spec_to_manifest(spec), "kind": "ivf-sq8"}
     assert (manifest["index"]["nlist"], manifest["index"]["nprobe"]) == (spec.nlist, spec.nprobe)
     version = current_version(fake_settings.index_dir)
     files = {VECTORS, "vectors.f16.npy", "vectors.ids.npy", "sentences.f16.npy", "sentences.ids.npy", CHUNKS_DB}
@@ -222,7 +215,7 @@ def test_crossing_the_threshold_both_ways_rebuilds_from_stored_vectors(tmp_path,
     settings = _settings(counting, tmp_path)
     write_corpus(settings.seeds_dir, 12, seed=8)
     first = rag.build_index(settings=settings)
-    monkeypatch.setattr(ann, "EXACT_MAX", first.total_chunks + 5)
+    monkeypatch.setattr(kinds, "EXACT_MAX", first.total_chunks + 5)
     assert _manifest(settings.index_dir)["schema_version"] == 2  # below: exact
     flat = IndexReader.open(settings.index_dir)
     flat_ids = [c.id for c in flat.iter_chunks()]
@@ -233,7 +226,7 @@ def test_crossing_the_threshold_both_ways_rebuilds_from_stored_vectors(tmp_path,
     write_corpus(settings.seeds_dir, 8, seed=9, prefix="haut")
     counting.texts.clear()
     up = rag.build_index(settings=settings)
-    assert not up.full_rebuild and up.total_chunks >= ann.EXACT_MAX
+    assert not up.full_rebuild and up.total_chunks >= kinds.EXACT_MAX
     assert len(counting.texts) < 8 * 40 and up.chunks_embedded < up.total_chunks
     manifest = _manifest(settings.index_dir)
     assert manifest["schema_version"] == 3 and manifest["index"]["kind"] == "ivf-sq8"
@@ -276,20 +269,20 @@ def test_an_ivf_grown_far_beyond_its_training_is_retrained(fake, tmp_path, small
     report = rag.build_index(settings=settings)
     assert not report.full_rebuild
     grown = _manifest(settings.index_dir)["index"]
-    want = ann.choose(report.total_chunks)
+    want = kinds.choose(report.total_chunks)
     assert grown["nlist"] > 4 * small["nlist"] and (grown["nlist"], grown["nprobe"]) == (want.nlist, want.nprobe)
     _check_live_index(settings.index_dir, fake).close()
 
 
 def test_needs_rebuild_when_the_kind_changes_or_the_lists_are_4x_off():
     dim = 8
-    flat = ann.build_vector_index(dim, 10, exact_max=100)
-    assert not ann.needs_rebuild(flat, 99, exact_max=100) and ann.needs_rebuild(flat, 100, exact_max=100)
-    ivf = ann.build_vector_index(dim, 1000, exact_max=100)  # 64 lists
-    assert ann.spec_of(ivf).nlist == 64
-    assert ann.needs_rebuild(ivf, 99, exact_max=100)
-    assert not ann.needs_rebuild(ivf, 1000, exact_max=100) and not ann.needs_rebuild(ivf, 16_000, exact_max=100)
-    assert ann.needs_rebuild(ivf, 70_000, exact_max=100)
+    flat = kinds.build_vector_index(dim, 10, exact_max=100)
+    assert not kinds.needs_rebuild(flat, 99, exact_max=100) and kinds.needs_rebuild(flat, 100, exact_max=100)
+    ivf = kinds.build_vector_index(dim, 1000, exact_max=100)  # 64 lists
+    assert kinds.spec_of(ivf).nlist == 64
+    assert kinds.needs_rebuild(ivf, 99, exact_max=100)
+    assert not kinds.needs_rebuild(ivf, 1000, exact_max=100) and not kinds.needs_rebuild(ivf, 16_000, exact_max=100)
+    assert kinds.needs_rebuild(ivf, 70_000, exact_max=100)
 
 
 # ----------------------------------------------------------------------------- what the loader refuses
@@ -336,7 +329,7 @@ def test_an_ivf_index_under_an_unknown_schema_is_refused_then_rebuilt_in_full(fa
 def test_float16_store_with_a_wrong_shape_or_order_is_refused(fake, fake_settings, small_max, store):
     rag.build_index(settings=fake_settings)
     version = current_version(fake_settings.index_dir)
-    vec_path, ids_path = ann.Fp16Vectors.paths(version / store)
+    vec_path, ids_path = fp16.Fp16Vectors.paths(version / store)
     ids = np.load(ids_path)
     for bad, path in [(ids[::-1].copy(), ids_path), (np.load(vec_path)[:, :-1].copy(), vec_path),
                       (np.load(vec_path).astype(np.float32), vec_path)]:
@@ -351,7 +344,7 @@ def test_float16_store_with_a_wrong_shape_or_order_is_refused(fake, fake_setting
 
 
 def ann_sha(path: Path) -> str:
-    from rag.store import sha256_path
+    from rag.checksum import sha256_file as sha256_path
 
     return sha256_path(path)
 
@@ -363,24 +356,24 @@ def test_ivf_layout_check_accepts_what_faiss_writes_full_or_sparse_and_nothing_e
     x = rng.standard_normal((400, 16)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     for n_added in (400, 3):  # most lists filled ("full" sizes), or a few ("sprs")
-        spec = ann.IndexSpec("ivf-sq8", 16, 4)
-        index = ann.build_vector_index(16, 400, spec=spec)
-        ann.train(index, x)
+        spec = kinds.IndexSpec("ivf-sq8", 16, 4)
+        index = kinds.build_vector_index(16, 400, spec=spec)
+        kinds.train(index, x)
         index.add_with_ids(x[:n_added], np.arange(n_added, dtype=np.int64) * 3)
         path = tmp_path / f"ivf{n_added}.faiss"
         faiss.write_index(index, str(path))
-        ann.check_ivf_file(path, 16, spec)
-        for bad_dim, bad_spec in [(15, spec), (16, ann.IndexSpec("ivf-sq8", 16, 5)), (16, ann.IndexSpec("ivf-sq8", 32, 4))]:
-            with pytest.raises(ann.LayoutError):
-                ann.check_ivf_file(path, bad_dim, bad_spec)
+        checks.check_ivf_layout(path, 16, spec)
+        for bad_dim, bad_spec in [(15, spec), (16, kinds.IndexSpec("ivf-sq8", 16, 5)), (16, kinds.IndexSpec("ivf-sq8", 32, 4))]:
+            with pytest.raises(checks.LayoutError):
+                checks.check_ivf_layout(path, bad_dim, bad_spec)
         data = path.read_bytes()
         for cut in (0, 40, len(data) // 2, len(data) - 1):
             path.write_bytes(data[:cut])
-            with pytest.raises(ann.LayoutError):
-                ann.check_ivf_file(path, 16, spec)
+            with pytest.raises(checks.LayoutError):
+                checks.check_ivf_layout(path, 16, spec)
         path.write_bytes(data + b"\x00")
-        with pytest.raises(ann.LayoutError):
-            ann.check_ivf_file(path, 16, spec)
+        with pytest.raises(checks.LayoutError):
+            checks.check_ivf_layout(path, 16, spec)
 
 
 def test_search_on_the_ivf_kind_handles_odd_queries(fake, fake_settings, small_max):
@@ -401,7 +394,7 @@ def test_the_five_seeds_give_the_same_top_answer_with_either_kind(fake, tmp_path
     shutil.copytree(SEEDS, tmp_path / "a" / "seeds")
     shutil.copytree(SEEDS, tmp_path / "b" / "seeds")
     rag.build_index(settings=_settings(fake, tmp_path / "a"))
-    monkeypatch.setattr(ann, "EXACT_MAX", SMALL_MAX)
+    monkeypatch.setattr(kinds, "EXACT_MAX", SMALL_MAX)
     rag.build_index(settings=_settings(fake, tmp_path / "b"))
     for q in ["service client Amazon", "pure players confiance"]:
         a = rag.search(q, k=1, settings=_settings(fake, tmp_path / "a"))
@@ -430,11 +423,11 @@ def test_float16_store_merges_sources_by_id_and_reads_rows_with_pread(tmp_path):
     a_ids = np.arange(50, dtype=np.int64) * 2  # even ids
     b_ids = np.arange(20, dtype=np.int64) * 2 + 1  # odd ids, interleaved with a's
     keep = np.nonzero(a_ids % 3 != 0)[0]  # some of a removed
-    n = ann.save_rows(tmp_path / "s", 8, [(a_ids[keep], lambda p: a[keep[p]]), (b_ids, lambda p: b[p])])
-    store = ann.Fp16Vectors.open(tmp_path / "s")
+    n = fp16.save_rows(tmp_path / "s", 8, [(a_ids[keep], lambda p: a[keep[p]]), (b_ids, lambda p: b[p])])
+    store = fp16.Fp16Vectors.open(tmp_path / "s")
     assert n == len(store) == len(keep) + 20
     assert (np.diff(store.ids) > 0).all() and set(store.ids.tolist()) == set(a_ids[keep].tolist()) | set(b_ids.tolist())
-    ann.check_fp16_store(store, 8)
+    checks.check_fp16_store(store, 8)
     ask = np.array([a_ids[keep][3], b_ids[7], a_ids[keep][0], b_ids[0]])
     want = np.stack([a[keep][3], b[7], a[keep][0], b[0]])
     assert np.allclose(store.get(ask), want, atol=2e-3)  # pread path, any order
@@ -442,7 +435,7 @@ def test_float16_store_merges_sources_by_id_and_reads_rows_with_pread(tmp_path):
     with pytest.raises(KeyError):
         store.get([a_ids[0]])  # removed
     with pytest.raises(ValueError, match="repeated"):
-        ann.save_rows(tmp_path / "t", 8, [(a_ids, lambda p: a[p]), (a_ids[:1], lambda p: a[p])])
+        fp16.save_rows(tmp_path / "t", 8, [(a_ids, lambda p: a[p]), (a_ids[:1], lambda p: a[p])])
     # the sentences of chunks: every row whose id is in [c * stride, (c + 1) * stride)
     pos, ids = store.positions_of_chunks([0, 3, 10], 4)
     assert ids.tolist() == [i for i in store.ids.tolist() if i // 4 in (0, 3, 10)]

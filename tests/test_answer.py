@@ -1,7 +1,7 @@
 import pytest
 
 import rag
-from rag.chunk import split_sentences
+from rag.documents.chunk import split_sentences
 
 
 def test_split_sentences_offsets():
@@ -70,7 +70,7 @@ def test_unrelated_question_is_declined(real_settings):
 
 
 def test_short_sentences_count_partly_by_their_chunk():
-    from rag.retrieve import SHORT_SENTENCE_WORDS, _shrink
+    from rag.query.retrieve import SHORT_SENTENCE_WORDS, _shrink
 
     text = "Francité. " + " ".join(["mot"] * SHORT_SENTENCE_WORDS) + "."
     one_word = _shrink(text, (0, 9), 0.9, 0.8)
@@ -80,8 +80,8 @@ def test_short_sentences_count_partly_by_their_chunk():
 
 
 def test_second_quote_comes_from_the_next_passage():
-    from rag.answer import compose
-    from rag.retrieve import Scored
+    from rag.query.compose import compose
+    from rag.query.retrieve import Scored
     from rag.types import Chunk
 
     def scored(cid, text, cosines):
@@ -103,8 +103,8 @@ def test_second_quote_comes_from_the_next_passage():
 
 def test_the_following_sentence_continues_the_first_quote():
     """A fact, then its reason: the next sentence joins the first quote in one citation."""
-    from rag.answer import compose
-    from rag.retrieve import Scored
+    from rag.query.compose import compose
+    from rag.query.retrieve import Scored
     from rag.types import Chunk
 
     text = "Les clients font confiance aux pure-players. Ils répondent vite et gèrent bien les incidents. Fin du texte ici sans rapport."
@@ -121,8 +121,8 @@ def test_the_following_sentence_continues_the_first_quote():
 
 def test_a_sentence_in_two_overlapping_passages_is_quoted_once():
     """Chunks overlap: the next passage's best sentence may be the one already quoted."""
-    from rag.answer import compose
-    from rag.retrieve import Scored
+    from rag.query.compose import compose
+    from rag.query.retrieve import Scored
     from rag.types import Chunk
 
     doc = "Intro assez longue pour compter ici. Le taux baisse selon les experts du secteur. Une autre phrase du passage suivant."
@@ -141,7 +141,7 @@ def test_a_sentence_in_two_overlapping_passages_is_quoted_once():
 
 def _one_passage(text: str, cosines: tuple[float, ...], title: str = ""):
     """A single ranked passage at the start of its file, scored by its best sentence."""
-    from rag.retrieve import Scored
+    from rag.query.retrieve import Scored
     from rag.types import Chunk
 
     chunk = Chunk(0, "0.txt", text, 0, len(text), title, tuple(split_sentences(text)))
@@ -149,7 +149,7 @@ def _one_passage(text: str, cosines: tuple[float, ...], title: str = ""):
 
 
 def test_a_sentence_that_asks_is_not_quoted_as_the_answer():
-    from rag.answer import compose
+    from rag.query.compose import compose
 
     text = "Crise et concurrence, responsables du recul ? La croissance devrait tomber à 13% en 2015 selon eux."
     ans = compose("?", _one_passage(text, (0.86, 0.83)), found=True, confidence=0.9, reason="test")
@@ -157,7 +157,7 @@ def test_a_sentence_that_asks_is_not_quoted_as_the_answer():
 
 
 def test_the_article_title_printed_in_its_text_is_not_quoted():
-    from rag.answer import compose
+    from rag.query.compose import compose
 
     title = "Les leçons d'Amazon pour la culture made in France"
     text = f"{title}\nAbeline Majorel est formatrice et fondatrice d'une agence de conseil."
@@ -168,8 +168,8 @@ def test_the_article_title_printed_in_its_text_is_not_quoted():
 
 def test_the_same_words_printed_twice_are_quoted_once():
     """Pages print a title or a lede twice: far apart in the file, the same words in two passages."""
-    from rag.answer import compose
-    from rag.retrieve import Scored
+    from rag.query.compose import compose
+    from rag.query.retrieve import Scored
     from rag.types import Chunk
 
     line = "Amazon est à nouveau l'enseigne préférée des Français."

@@ -3,11 +3,11 @@
 import pytest
 
 import rag
-from rag import decide
-from rag.answer import compose
-from rag.answer_type import QuantityAsked, quantity_asked
-from rag.chunk import split_sentences
-from rag.retrieve import Scored
+from rag.documents.chunk import split_sentences
+from rag.query import decide
+from rag.query.answer_type import QuantityAsked, quantity_asked
+from rag.query.compose import compose
+from rag.query.retrieve import Scored
 from rag.types import Chunk
 
 

@@ -1,8 +1,8 @@
 import pytest
 
-from rag.chunk import MIN_CHUNK_TOKENS, chunk_document, split_sentences
-from rag.clean import boilerplate_flags, sections, split_lines
-from rag.ingest import discover, read_seed
+from rag.documents.chunk import MIN_CHUNK_TOKENS, chunk_document, split_sentences
+from rag.documents.clean import boilerplate_flags, sections, split_lines
+from rag.documents.discover import discover, read_seed
 from tests.conftest import SEEDS
 
 

@@ -4,7 +4,7 @@ import pytest
 
 import rag
 from rag import evaluate
-from rag.answer import NOT_FOUND
+from rag.query.compose import NOT_FOUND
 from tests.conftest import DEV_QA, REPO
 
 

@@ -1,4 +1,4 @@
-"""The fast CPU embedders (rag/fast_embed.py): registry selection, convert-once, and (with the real
+"""The fast CPU embedders (rag/model/onnx.py): registry selection, convert-once, and (with the real
 model) vectors and rankings close to the fp32 model's."""
 
 from __future__ import annotations
@@ -9,30 +9,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import embed, fast_embed
 from rag.errors import ModelError
-from rag.model_build import DEFAULT_MODEL_ID
+from rag.model import onnx, onnx_convert, registry
+from rag.model.build import DEFAULT_MODEL_ID
 
 # ----------------------------------------------------------------------------- no model needed
 
 
 def test_split_backend():
-    assert embed.split_backend(DEFAULT_MODEL_ID) == (DEFAULT_MODEL_ID, None)
-    assert embed.split_backend(DEFAULT_MODEL_ID + "#onnx-int8") == (DEFAULT_MODEL_ID, "onnx-int8")
-    assert embed.split_backend("/some/dir#onnx-fp32") == ("/some/dir", "onnx-fp32")
+    assert registry.split_backend(DEFAULT_MODEL_ID) == (DEFAULT_MODEL_ID, None)
+    assert registry.split_backend(DEFAULT_MODEL_ID + "#onnx-int8") == (DEFAULT_MODEL_ID, "onnx-int8")
+    assert registry.split_backend("/some/dir#onnx-fp32") == ("/some/dir", "onnx-fp32")
     with pytest.raises(ModelError, match="unknown embedding backend"):
-        embed.split_backend(DEFAULT_MODEL_ID + "#tensorrt")
+        registry.split_backend(DEFAULT_MODEL_ID + "#tensorrt")
 
 
 def test_directory_with_hash_is_a_plain_model(tmp_path):
     d = tmp_path / "my#model"
     d.mkdir()
-    assert embed.split_backend(str(d)) == (str(d), None)
+    assert registry.split_backend(str(d)) == (str(d), None)
 
 
 def test_load_backend_refuses_unknown_backend():
     with pytest.raises(ModelError, match="unknown embedding backend"):
-        fast_embed.load_backend(DEFAULT_MODEL_ID, "int3")
+        onnx.load_backend(DEFAULT_MODEL_ID, "int3")
 
 
 def _fake_conversion(monkeypatch) -> list[Path]:
@@ -45,8 +45,8 @@ def _fake_conversion(monkeypatch) -> list[Path]:
     def quant(src, dst):
         Path(dst).write_bytes(b"int8:" + Path(src).read_bytes())
 
-    monkeypatch.setattr(fast_embed, "export_onnx", export)
-    monkeypatch.setattr(fast_embed, "quantize_int8", quant)
+    monkeypatch.setattr(onnx_convert, "export_onnx", export)
+    monkeypatch.setattr(onnx_convert, "quantize_int8", quant)
     return calls
 
 
@@ -54,12 +54,12 @@ def test_converted_once_and_reused(tmp_path, monkeypatch):
     calls = _fake_conversion(monkeypatch)
     model_dir = tmp_path / "model"
     model_dir.mkdir()
-    first = fast_embed.ensure_onnx(model_dir, "int8", tmp_path / "cache")
-    again = fast_embed.ensure_onnx(model_dir, "int8", tmp_path / "cache")
+    first = onnx_convert.ensure_onnx(model_dir, "int8", tmp_path / "cache")
+    again = onnx_convert.ensure_onnx(model_dir, "int8", tmp_path / "cache")
     assert first == again and first.read_bytes() == b"int8:fp32"
     assert len(calls) == 1
     # fp32 and int8 live in distinct folders; no temporary folder is left behind
-    fp32 = fast_embed.ensure_onnx(model_dir, "fp32", tmp_path / "cache")
+    fp32 = onnx_convert.ensure_onnx(model_dir, "fp32", tmp_path / "cache")
     assert fp32.parent != first.parent and fp32.read_bytes() == b"fp32"
     assert len(calls) == 2
     assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".onnx-")]
@@ -71,7 +71,7 @@ def test_concurrent_callers_convert_once(tmp_path, monkeypatch):
     model_dir.mkdir()
     results: list[Path] = []
     threads = [
-        threading.Thread(target=lambda: results.append(fast_embed.ensure_onnx(model_dir, "int8", tmp_path / "c")))
+        threading.Thread(target=lambda: results.append(onnx_convert.ensure_onnx(model_dir, "int8", tmp_path / "c")))
         for _ in range(4)
     ]
     for t in threads:
@@ -101,24 +101,24 @@ QUESTIONS = [
 ]
 
 
-@pytest.fixture(scope="module", params=sorted(fast_embed.BACKENDS))
+@pytest.fixture(scope="module", params=sorted(onnx.BACKENDS))
 def fast(request):
-    return embed.get_embedder(f"{DEFAULT_MODEL_ID}#{request.param}")
+    return registry.get_embedder(f"{DEFAULT_MODEL_ID}#{request.param}")
 
 
 @pytest.mark.model
 def test_selected_through_the_registry(fast, real_embedder):
-    assert isinstance(fast, fast_embed.OnnxEmbedder)
+    assert isinstance(fast, onnx.OnnxEmbedder)
     assert fast.model_id.endswith("#onnx-" + fast.quant)
     assert fast.fingerprint != real_embedder.fingerprint  # an fp32 index is rebuilt, not mixed
     assert fast.dim == real_embedder.dim and fast.max_tokens == real_embedder.max_tokens
-    assert embed.get_embedder(fast.model_id) is fast  # loaded once per process
+    assert registry.get_embedder(fast.model_id) is fast  # loaded once per process
 
 
 @pytest.mark.model
 def test_conversion_reused(fast):
     before = fast.onnx_path.stat().st_mtime_ns
-    assert fast_embed.ensure_onnx(None, fast.quant) == fast.onnx_path
+    assert onnx_convert.ensure_onnx(None, fast.quant) == fast.onnx_path
     assert fast.onnx_path.stat().st_mtime_ns == before
 
 

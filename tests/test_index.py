@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import rag
-from rag import retrieve
-from rag.chunk import CHUNKER_VERSION
-from rag.embed import FakeEmbedder
+from rag.documents.chunk import CHUNKER_VERSION
+from rag.model import FakeEmbedder
+from rag.query import retrieve
 from rag.store import CURRENT, MANIFEST, IndexReader, current_version
 
 

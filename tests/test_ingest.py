@@ -1,6 +1,7 @@
 import os
 
-from rag.ingest import decode_text, discover, parse_seed_bytes, read_seed
+from rag.documents.discover import discover, read_seed
+from rag.documents.text import decode_text, parse_seed_bytes
 
 
 def test_reads_utf8_latin1_cp1252_and_utf16(tmp_path):

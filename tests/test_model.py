@@ -48,7 +48,7 @@ def test_cached_model_skips_the_slow_tokenizer_scan(real_embedder, tmp_path):
 
     from tokenizers import Tokenizer
 
-    from rag.model_build import add_tokens_decoder, ensure_default_model
+    from rag.model.build import add_tokens_decoder, ensure_default_model
 
     model_dir = ensure_default_model()
     config = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))

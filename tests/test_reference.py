@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import rag
-from rag import decide, reference
-from rag.embed import FakeEmbedder
-from rag.retrieve import Scored
+from rag.model import FakeEmbedder
+from rag.query import decide, reference
+from rag.query.retrieve import Scored
 from rag.types import Chunk
 
 

@@ -23,20 +23,13 @@ import numpy as np
 import pytest
 
 import rag
-from rag import ann, indexer
+from rag import indexer
+from rag.checksum import sha256_file as sha256_path
 from rag.cli import main as cli_main
-from rag.embed import FakeEmbedder
-from rag.store import (
-    CHUNKS_DB,
-    CURRENT,
-    MANIFEST,
-    VECTORS,
-    IndexReader,
-    _content_digest,
-    current_version,
-    data_files,
-    sha256_path,
-)
+from rag.model import FakeEmbedder
+from rag.store import CHUNKS_DB, CURRENT, MANIFEST, IndexReader, current_version, data_files, kinds
+from rag.store.manifest import _content_digest
+from rag.store.vectors import VECTORS
 from tests.conftest import SEEDS
 from tests.robust_helpers import (
     content_view,
@@ -49,7 +42,7 @@ from tests.robust_helpers import (
 
 QUESTIONS = ["service client Amazon", "confiance des consommateurs et délais de livraison", "motclef3x2 pratique"]
 REBUILD = "rag index --full"
-# The two kinds of vector index (rag/ann.py): exact below ann.EXACT_MAX chunks, IVF-SQ8 from it on.
+# The two kinds of vector index (rag/store/kinds.py): exact below kinds.EXACT_MAX chunks, IVF-SQ8 from it on.
 # For the IVF, the tests lower the threshold so that the fake embedder's small corpora are above it.
 KINDS = ["flat", "ivf-sq8"]
 SMALL_MAX = 16
@@ -57,8 +50,8 @@ SMALL_MAX = 16
 
 def _use_kind(monkeypatch, kind: str) -> int:
     """Make builds in this process write ``kind``; returns the threshold (for child processes)."""
-    exact_max = ann.EXACT_MAX if kind == "flat" else SMALL_MAX
-    monkeypatch.setattr(ann, "EXACT_MAX", exact_max)
+    exact_max = kinds.EXACT_MAX if kind == "flat" else SMALL_MAX
+    monkeypatch.setattr(kinds, "EXACT_MAX", exact_max)
     return exact_max
 
 
@@ -460,7 +453,7 @@ def _kill_template(fake, base: Path) -> Path:
 @pytest.mark.parametrize("kind", KINDS)
 def test_kill_9_at_any_moment_leaves_the_old_or_the_new_index_never_a_mix(fake, tmp_path, monkeypatch, kind):
     exact_max = _use_kind(monkeypatch, kind)
-    in_child = f"from rag import ann\nann.EXACT_MAX = {exact_max}\n"  # the children build the same kind
+    in_child = f"from rag.store import kinds\nkinds.EXACT_MAX = {exact_max}\n"  # the children build the same kind
     template = _kill_template(fake, tmp_path / "template")
     assert _kind_of(template / "index") == kind
     old = index_snapshot(template / "index", KILL_QUESTIONS, fake)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import rag
-from rag import retrieve
-from rag.embed import FakeEmbedder
+from rag.model import FakeEmbedder
+from rag.query import retrieve
 from rag.store import IndexReader
 from tests.conftest import SEEDS
 from tests.robust_helpers import answer_view, citations_match_seeds

@@ -242,7 +242,7 @@ def test_seeds_folder_itself_missing_is_a_clear_error(fake, tmp_path):
 
 
 def test_reading_never_follows_a_file_swapped_for_a_link_after_discovery(tmp_path):
-    from rag.ingest import discover, read_seed
+    from rag.documents.discover import discover, read_seed
 
     seeds = tmp_path / "seeds"
     seeds.mkdir()

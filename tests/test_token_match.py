@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 import rag
-from rag import retrieve, token_match
-from rag.embed import FakeEmbedder
+from rag.model import FakeEmbedder
+from rag.query import retrieve, token_match
 from rag.store import IndexReader
 
 
@@ -120,8 +120,8 @@ def test_one_forward_pass_gives_the_query_vector_and_its_token_states(real_embed
 def test_the_decision_counts_how_well_the_question_words_matched_the_best_passage():
     from dataclasses import replace
 
-    from rag import decide
-    from rag.retrieve import Scored
+    from rag.query import decide
+    from rag.query.retrieve import Scored
     from rag.types import Chunk
 
     text = "Une phrase assez longue pour compter ici."

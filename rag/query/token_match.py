@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .embed import TokenStates
+from ..model.base import TokenStates
 from .lexical import content_word_spans
 
 TOKEN_LAYER = 8  # of 12; see the module docstring for the layers measured

@@ -5,10 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from langchain_text_splitters import RecursiveCharacterTextSplitter
-
+from ..types import Chunk, Document
 from .clean import sections
-from .types import Chunk, Document
 
 # Bump when this module or clean.py changes where chunks or sentences start and end: the manifest
 # records it with the chunking settings, so an index built by older code is rebuilt, not quoted
@@ -27,6 +25,9 @@ SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "… ", "; ", ": ", ", ", " ", ""]
 
 
 def make_splitter(chunk_tokens: int, overlap_tokens: int, count_tokens: Callable[[str], int]):
+    # imported here: only a build splits text, and a question should not pay for the import
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
     return RecursiveCharacterTextSplitter(
         separators=SEPARATORS,
         chunk_size=chunk_tokens,

@@ -1,4 +1,4 @@
-"""Faster CPU embedders for the default model, with the same interface as ``embed.SentenceTransformerEmbedder``.
+"""Faster CPU embedders for the default model, with the same interface as ``SentenceTransformerEmbedder``.
 
 * ``OnnxEmbedder``: the BERT encoder + mean pooling + L2 normalisation exported once to ONNX
   (``torch.onnx.export``, TorchScript exporter), fused by onnxruntime's BERT optimizer and run by onnxruntime; ``quant="int8"`` applies
@@ -8,8 +8,8 @@
   is not used: it needs ``optimum-onnx``, whose only release (0.1.0) pins ``transformers<4.58``
   while this project needs transformers 5.
 
-(PyTorch's own dynamic int8 quantisation was measured too and is not offered: 1.27x, cosine 0.963; its
-embedder lives in ``bench/torch_quant.py``.)
+(PyTorch's own dynamic int8 quantisation was measured too and is not offered: 1.27x, cosine 0.963;
+see docs/benchmarks.md.)
 
 ``OnnxEmbedder`` reads the tokenizer straight from ``tokenizer.json`` with the ``tokenizers`` library (the same
 Rust tokenizer the transformers wrapper uses), so ``count_tokens``/``truncate`` and therefore the
@@ -20,11 +20,12 @@ is rebuilt when the embedder changes, as for any other model change.
 The converted model is written once, beside the model directory (``<model dir>-onnx-int8/``),
 under a file lock, and reused by every later process ("never converted twice").
 
-    from rag import fast_embed, api
-    api.register_embedder(fast_embed.OnnxEmbedder())   # then build_index/answer use it
+    from rag import api
+    from rag.model.onnx import OnnxEmbedder
+    api.register_embedder(OnnxEmbedder())   # then build_index/answer use it
 
 or, through the registry, the model setting ``"intfloat/multilingual-e5-small#onnx-int8"`` (or
-``#onnx-fp32``): ``embed.get_embedder`` hands any ``"<model>#<backend>"`` with a backend of
+``#onnx-fp32``): ``rag.model.get_embedder`` hands any ``"<model>#<backend>"`` with a backend of
 ``BACKENDS`` to ``load_backend``. The embedder's ``model_id`` carries the ``#backend`` suffix and its
 fingerprint differs from fp32, so an index built with another backend is rebuilt, not mixed.
 
@@ -53,61 +54,17 @@ The 2x goal is not met on an idle AVX2 (no VNNI) CPU: 1.87x.
 from __future__ import annotations
 
 import json
-import logging
-import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
-from .model_build import BUILD_INFO_FILE, DEFAULT_MODEL_ID
+from ..errors import ModelError
+from .base import max_seq_length, model_dir_or_default, model_info, read_prompts, resolve
+from .onnx_convert import EXPORT_VERSION, ensure_onnx
 
-log = logging.getLogger(__name__)
-
-ONNX_FILE = "model.onnx"
-EXPORT_VERSION = 3  # bump when the export or the quantisation changes, so caches are rebuilt
 BACKENDS = {"onnx-int8": "int8", "onnx-fp32": "fp32"}  # "<model>#<backend>" -> OnnxEmbedder quant
-PROMPTS = {"query": "query: ", "document": "passage: "}  # the e5 prefixes the default model uses
-
-
-def _model_dir(model_dir: str | Path | None) -> Path:
-    if model_dir is None:
-        from .model_build import ensure_default_model
-
-        return ensure_default_model()
-    return Path(model_dir).expanduser()
-
-
-def _model_info(model_dir: Path) -> tuple[str, str]:
-    info_file = model_dir / BUILD_INFO_FILE
-    if info_file.is_file():
-        info = json.loads(info_file.read_text())
-        return info["model_id"], info["fingerprint"]
-    from .embed import _fingerprint_dir
-
-    return str(model_dir.resolve()), _fingerprint_dir(model_dir)
-
-
-def _read_prompts(model_dir: Path) -> dict[str, str]:
-    cfg = model_dir / "config_sentence_transformers.json"
-    if cfg.is_file():
-        prompts = json.loads(cfg.read_text()).get("prompts") or {}
-        if prompts:
-            return {k: v for k, v in prompts.items() if isinstance(v, str)}
-    return dict(PROMPTS)
-
-
-def _max_seq_length(model_dir: Path) -> int:
-    cfg = model_dir / "sentence_bert_config.json"
-    if cfg.is_file():
-        value = json.loads(cfg.read_text()).get("max_seq_length")
-        if value:
-            return int(value)
-    return 512
 
 
 class _TokenizerMixin:
@@ -120,8 +77,8 @@ class _TokenizerMixin:
         self._tok.no_padding()
         self._tok.no_truncation()
         self._tok_lock = threading.Lock()
-        self.prompts = _read_prompts(model_dir)
-        self.max_tokens = _max_seq_length(model_dir)
+        self.prompts = read_prompts(model_dir)
+        self.max_tokens = max_seq_length(model_dir)
         self._prefix_tokens = max((self.count_tokens(p) for p in self.prompts.values() if p), default=0)
         pad = self._tok.token_to_id("<pad>")
         self._pad_id = 1 if pad is None else int(pad)
@@ -176,9 +133,9 @@ class OnnxEmbedder(_TokenizerMixin):
 
         if quant not in ("int8", "fp32"):
             raise ModelError(f"quant must be 'int8' or 'fp32', got {quant!r}")
-        model_dir = _model_dir(model_dir)
+        model_dir = model_dir_or_default(model_dir)
         self.batch_size = batch_size
-        base_id, base_fp = _model_info(model_dir)
+        base_id, base_fp = model_info(model_dir)
         self.model_id = f"{base_id}#onnx-{quant}"
         self.fingerprint = f"{base_fp}:onnx-{quant}:e{EXPORT_VERSION}"
         self.quant = quant
@@ -215,127 +172,11 @@ class OnnxEmbedder(_TokenizerMixin):
 
 def load_backend(model: str, backend: str) -> OnnxEmbedder:
     """The fast embedder ``backend`` (a key of ``BACKENDS``) for ``model`` (the default model id or a
-    local sentence-transformers directory); what ``embed.get_embedder("<model>#<backend>")`` calls."""
-    from .embed import _resolve
-
+    local sentence-transformers directory); what ``get_embedder("<model>#<backend>")`` calls."""
     if backend not in BACKENDS:
         raise ModelError(f"unknown embedding backend {backend!r}; known: {', '.join(sorted(BACKENDS))}")
-    path, _, _ = _resolve(model)
+    path, _, _ = resolve(model)
     if not isinstance(path, Path):
         raise ModelError(f"the {backend} backend needs a local model directory, not {model!r}")
     return OnnxEmbedder(path, quant=BACKENDS[backend])
 
-
-# ----------------------------------------------------------------------------- conversion, once
-
-
-def onnx_dir(model_dir: Path, quant: str, cache_dir: str | Path | None = None) -> Path:
-    base = Path(cache_dir) if cache_dir else model_dir.parent
-    return base / f"{model_dir.name}-onnx-{quant}-e{EXPORT_VERSION}"
-
-
-def ensure_onnx(model_dir: str | Path | None = None, quant: str = "int8", cache_dir: str | Path | None = None) -> Path:
-    """The ONNX file for ``model_dir`` (exported, then quantised for ``int8``), converting it only once."""
-    from filelock import FileLock
-
-    model_dir = _model_dir(model_dir)
-    target = onnx_dir(model_dir, quant, cache_dir)
-    done = target / ONNX_FILE
-    if done.is_file():
-        return done
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if done.is_file():
-            return done
-        log.warning("Converting %s to ONNX (%s), once, into %s ...", model_dir, quant, target)
-        tmp = Path(tempfile.mkdtemp(prefix=".onnx-", dir=target.parent))
-        try:
-            fp32 = tmp / "fp32.onnx"
-            export_onnx(model_dir, fp32)
-            out_dir = tmp / "out"
-            out_dir.mkdir()
-            if quant == "int8":
-                quantize_int8(fp32, out_dir / ONNX_FILE)
-            else:
-                os.replace(fp32, out_dir / ONNX_FILE)
-            (out_dir / "rag_onnx.json").write_text(
-                json.dumps({"source": str(model_dir), "quant": quant, "export_version": EXPORT_VERSION}, indent=2)
-            )
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(out_dir, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return done
-
-
-def export_onnx(model_dir: Path, out: Path) -> None:
-    """BERT + attention-masked mean pooling + L2 normalisation, as one ONNX graph with dynamic batch and
-    length, then fused by onnxruntime's transformer optimizer (Attention, SkipLayerNorm, BiasGelu).
-
-    The encoder is loaded with eager attention: the graph exported from PyTorch's SDPA path is not
-    recognised by the fuser, and the unfused graph is no faster than PyTorch."""
-    import warnings
-
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        st = SentenceTransformer(
-            str(model_dir), device="cpu", model_kwargs={"add_pooling_layer": False, "attn_implementation": "eager"}
-        )
-    bert = st[0].model if hasattr(st[0], "model") else st[0].auto_model
-    config = bert.config
-
-    class Pooled(torch.nn.Module):
-        def __init__(self, encoder):
-            super().__init__()
-            self.encoder = encoder
-
-        def forward(self, input_ids, attention_mask):
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2, dim=-1)
-
-    raw = out.with_name(out.stem + ".raw.onnx")
-    example = (torch.full((2, 16), 5, dtype=torch.long), torch.ones((2, 16), dtype=torch.long))
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            Pooled(bert).eval(),
-            example,
-            str(raw),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["embedding"],
-            dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}, "embedding": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    fused = optimize_model(
-        str(raw), model_type="bert", num_heads=int(config.num_attention_heads), hidden_size=int(config.hidden_size),
-        opt_level=1,
-    )
-    fused.save_model_to_file(str(out))
-    raw.unlink(missing_ok=True)
-
-
-def quantize_int8(src: Path, dst: Path) -> None:
-    """onnxruntime dynamic quantisation: signed int8 weights, one scale per output channel, 7-bit range,
-    for the MatMuls and the fused Attention projections (the embedding table stays fp32); activations
-    are quantised (uint8) on the fly. Signed weights select MLAS's u8s8 kernel, the fast one on AVX2;
-    ``reduce_range`` keeps its 16-bit intermediate sums from saturating on CPUs without VNNI.
-    Measured against per-channel uint8 weights (u8u8 kernel): ~15% faster, same dev recall or better."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(
-        str(src), str(dst), op_types_to_quantize=["MatMul", "Attention"], weight_type=QuantType.QInt8,
-        per_channel=True, reduce_range=True, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
-
-
-__all__ = ["BACKENDS", "OnnxEmbedder", "ensure_onnx", "load_backend", "DEFAULT_MODEL_ID"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ..types import Answer, Citation
 from .answer_type import quantity_asked
 from .retrieve import Scored, is_question
-from .types import Answer, Citation
 
 NOT_FOUND = "I could not find an answer to this question in the documents."
 MIN_SENTENCE_WORDS = 4

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .embed import Embedder
-from .model_build import default_cache_root
+from ..model.base import Embedder
+from ..model.build import default_cache_root
 
 log = logging.getLogger(__name__)
-SENTENCES_FILE = Path(__file__).with_name("data") / "reference_sentences.txt"
+SENTENCES_FILE = Path(__file__).parent.parent / "data" / "reference_sentences.txt"
 
 _memo: dict[str, np.ndarray] = {}
 _lock = threading.Lock()

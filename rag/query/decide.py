@@ -51,7 +51,7 @@ REFERENCE_WEIGHT = 2.0
 # one answerable heldout question declined, whose answer cited the wrong passage).
 QUANTITY_CHECK = True
 # Token support: how well the question's content words find counterparts in the best passage (its
-# token match, rag.token_match), against a typical level by language (French questions over French
+# token match, rag.query.token_match), against a typical level by language (French questions over French
 # text share exact words). Chosen on the tuning sets with the token match in (declined 75 -> 77 of 97,
 # wrongly declined 2 -> 1 of 244); then checked once on own6, own8 and decline_check (unread).
 TOKEN_LEVEL = {"fr": 0.63, "en": 0.55, "unknown": 0.59}

@@ -9,12 +9,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .embed import Embedder
-from .errors import InvalidQuestionError
+from ..errors import InvalidQuestionError
+from ..model.base import Embedder
+from ..store import SENTENCE_STRIDE, IndexReader
+from ..types import Chunk, Hit
 from .lexical import LexicalIndex, question_language
-from .store import SENTENCE_STRIDE, IndexReader
 from .token_match import RERANK_POOL, TOKEN_WEIGHT, TokenScorer
-from .types import Chunk, Hit
 
 log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 100_000  # longer input is cut before it reaches the tokenizer

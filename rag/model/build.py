@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
-from .checksum import sha256_file
-from .errors import ModelError
+from ..checksum import sha256_file
+from ..errors import ModelError
 
 log = logging.getLogger(__name__)
 
