@@ -13,7 +13,7 @@ from pathlib import Path
 from . import indexer
 from .errors import IndexCorruptError, IndexNotFoundError
 from .model import registry
-from .model.base import Embedder
+from .model.base import TOKEN_LAYER, Embedder
 from .query import compose, reference
 from .query.decide import BACKGROUND_POOL, decide
 from .query.retrieve import clamp_k, fit_to_model, rank, validate_question
@@ -106,17 +106,22 @@ def _prepare(question, k, seeds_dir, index_dir, model, settings):
     return text, embedder, reader, clamp_k(k, reader.ntotal)
 
 
+def _stored_states(reader: IndexReader):
+    """The build's stored word-piece states, when they are of the layer the token match compares."""
+    return reader.token_states if reader.token_layer == TOKEN_LAYER else None
+
+
 def search(question: str, k: int = 5, index_dir=None, *, seeds_dir=None, model=None, settings=None) -> list[Hit]:
     """The ``k`` passages closest to the question, best first."""
     text, embedder, reader, k = _prepare(question, k, seeds_dir, index_dir, model, settings)
-    query_vec, token_scorer = embed_question(embedder, text)
+    query_vec, token_scorer = embed_question(embedder, text, _stored_states(reader))
     return [scored.to_hit() for scored in rank(reader, text, query_vec, k, token_scorer)]
 
 
 def answer(question: str, k: int = 5, index_dir=None, seeds_dir=None, *, model=None, settings=None) -> Answer:
     """A short answer quoting the passages that support it, or ``found=False`` when none does."""
     text, embedder, reader, k = _prepare(question, k, seeds_dir, index_dir, model, settings)
-    query_vec, token_scorer = embed_question(embedder, text)
+    query_vec, token_scorer = embed_question(embedder, text, _stored_states(reader))
     ranked = rank(reader, text, query_vec, max(k, BACKGROUND_POOL), token_scorer)
     # the answer is drafted first so that the decision can check what it would quote
     draft = compose.compose(question, ranked[:k], found=True, confidence=1.0, reason="")

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from .documents.chunk import MIN_CHUNK_TOKENS, chunk_document, embedding_text
 from .documents.discover import discover, read_seed
 from .errors import ConfigError, EmptyCorpusError, IndexBusyError, IndexCorruptError, IndexMismatchError
-from .model.base import Embedder
+from .model.base import TOKEN_LAYER, Embedder
 from .settings import Settings
 from .store import (
     IndexReader,
@@ -28,6 +28,7 @@ from .store import (
     write_version,
 )
 from .store.vectors import VectorSet
+from .store.writer import TokenStates
 from .types import Chunk, Document, IndexReport, SeedChange
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,9 @@ def build_index(
             next_id += len(chunks)
             per_doc[doc.source] = chunks
             new_chunks += chunks
-        vectors, sentence_vectors = _embed_chunks(new_chunks, settings, embedder, show_progress)
+        unchanged_count = sum(len(old_manifest.seeds[s].chunk_ids) for s in plan.unchanged) if old_manifest else 0
+        keep_states = _stores_token_states(settings, embedder, unchanged_count + len(new_chunks))
+        vectors, sentence_vectors, new_states = _embed_chunks(new_chunks, settings, embedder, show_progress, keep_states)
         _hook(crash_hook, "embedded")
 
         # the vector index's kind follows the new chunk count (rag/store/kinds.py): the previous build's
@@ -148,8 +151,13 @@ def build_index(
             built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             library_versions=library_versions(),
         )
+        token_states = None
+        if keep_states:
+            kept = [] if plan.full or old_reader is None else sorted(i for s in plan.unchanged for i in seeds[s].chunk_ids)
+            token_states = TokenStates(TOKEN_LAYER, _token_items(old_reader, kept, new_chunks, new_states, embedder))
         version = write_version(
-            settings.index_dir, manifest, vector_set, base_db, remove_ids, new_chunks, crash_hook=crash_hook
+            settings.index_dir, manifest, vector_set, base_db, remove_ids, new_chunks, crash_hook=crash_hook,
+            token_states=token_states,
         )
         files += [SeedChange(d.source, "added", len(per_doc[d.source])) for d in plan.added]
         files += [SeedChange(d.source, "changed", len(per_doc[d.source])) for d in plan.changed]
@@ -256,22 +264,64 @@ def _plan(documents: list[Document], old: Manifest | None, full: bool, reason: s
     return Plan(False, "", added, changed, removed, unchanged)
 
 
+def _stores_token_states(settings: Settings, embedder: Embedder, total_chunks: int) -> bool:
+    """Whether this build stores the passages' word-piece states: the embedder gives them, and the index
+    stays within ``settings.token_states_max_chunks`` (about 180 KB of disk a chunk)."""
+    gives_states = callable(getattr(embedder, "embed_documents_with_tokens", None))
+    return gives_states and 0 < total_chunks <= settings.token_states_max_chunks
+
+
 def _embed_chunks(
-    chunks: list[Chunk], settings: Settings, embedder: Embedder, show_progress: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Vectors for the chunks and for every sentence of them, in one pass over the model."""
+    chunks: list[Chunk], settings: Settings, embedder: Embedder, show_progress: bool, with_states: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Vectors for the chunks and for every sentence of them, in one pass over the model; with
+    ``with_states``, the chunks' word-piece states too (float16), from the same pass when the text
+    embedded is the chunk's own (it is not when the title goes in front)."""
     chunk_texts = [_model_text(c, c.text, settings, embedder) for c in chunks]
     sentence_texts = [_model_text(c, c.text[a:b], settings, embedder) for c in chunks for a, b in c.sentences]
     texts = chunk_texts + sentence_texts
+    same_pass = with_states and all(t == c.text for t, c in zip(chunk_texts, chunks))
+    states: list[np.ndarray | None] = [None] * len(chunks)
     # longest first across all groups, so each group's batches pad as little as one big call would
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
     with tqdm(total=len(texts), unit="text", desc="Embedding", disable=not show_progress) as bar:
         for i in range(0, len(texts), EMBED_GROUP):
             group = order[i : i + EMBED_GROUP]
-            vectors[group] = embedder.embed_documents([texts[j] for j in group])
+            of_chunks = [j for j in group if j < len(chunks)] if same_pass else []
+            rest = [j for j in group if j not in set(of_chunks)]
+            if of_chunks:
+                vecs, token_states = embedder.embed_documents_with_tokens([texts[j] for j in of_chunks], layer=TOKEN_LAYER)
+                vectors[of_chunks] = vecs
+                for j, st in zip(of_chunks, token_states):
+                    states[j] = st.vectors.astype(np.float16)
+            if rest:
+                vectors[rest] = embedder.embed_documents([texts[j] for j in rest])
             bar.update(len(group))
-    return vectors[: len(chunk_texts)], vectors[len(chunk_texts) :]
+    if with_states and not same_pass:
+        for start in range(0, len(chunks), EMBED_GROUP):
+            part = chunks[start : start + EMBED_GROUP]
+            for j, st in enumerate(embedder.embed_tokens([c.text for c in part], query=False, layer=TOKEN_LAYER)):
+                states[start + j] = st.vectors.astype(np.float16)
+    return vectors[: len(chunk_texts)], vectors[len(chunk_texts) :], states if with_states else []
+
+
+def _token_items(old_reader, kept: list[int], new_chunks: list[Chunk], new_states: list, embedder: Embedder):
+    """``(chunk id, states)`` in increasing id order: the previous build's stored states of the chunks
+    kept (computed now where it stored none, or of another layer), then the new chunks' (whose ids all
+    come after the kept ones)."""
+    store = old_reader.token_store() if old_reader is not None and old_reader.token_layer == TOKEN_LAYER else None
+    for start in range(0, len(kept), EMBED_GROUP):
+        ids = kept[start : start + EMBED_GROUP]
+        found = store.get(ids) if store is not None else [None] * len(ids)
+        missing = [i for i, f in zip(ids, found) if f is None]
+        computed = {}
+        if missing:
+            texts = [c.text for c in old_reader.chunks(missing)]
+            computed = {i: st.vectors for i, st in zip(missing, embedder.embed_tokens(texts, query=False, layer=TOKEN_LAYER))}
+        for i, f in zip(ids, found):
+            yield i, f if f is not None else computed[i]
+    yield from zip((c.id for c in new_chunks), new_states)
 
 
 def _model_text(chunk: Chunk, text: str, settings: Settings, embedder: Embedder) -> str:

@@ -32,6 +32,9 @@ class Settings:
     # makes every sentence of an article look alike (recall@1 90 -> 95 of 114 questions without it)
     title_context: bool = False
     batch_size: int = 32
+    # a build stores the passages' word-piece states (for the token match) up to this many chunks, about
+    # 180 KB of disk a chunk; above it the 20 best candidates' states are computed when a question needs them
+    token_states_max_chunks: int = 2000
     extensions: tuple[str, ...] = (".txt", ".md")
 
     def __post_init__(self) -> None:
@@ -43,6 +46,7 @@ class Settings:
         _require_int("chunk_overlap_tokens", self.chunk_overlap_tokens, 0, self.chunk_tokens - 1)
         _require_int("max_file_bytes", self.max_file_bytes, 1, 2**40)
         _require_int("batch_size", self.batch_size, 1, 4096)
+        _require_int("token_states_max_chunks", self.token_states_max_chunks, 0, 10**9)
         if not self.extensions or any(not e.startswith(".") for e in self.extensions):
             raise ConfigError(f"extensions must look like ('.txt', '.md'), got {self.extensions!r}")
 

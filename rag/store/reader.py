@@ -16,14 +16,18 @@ from ..errors import REBUILD_HINT, IndexCorruptError, IndexNotFoundError
 from ..types import Chunk
 from . import kinds
 from .checks import LayoutError, check_ivf_file, check_vector_file
-from .manifest import CHUNKS_DB, SENTENCE_STRIDE, Manifest, current_version, data_files, read_manifest
+from .manifest import CHUNKS_DB, SENTENCE_STRIDE, Manifest, current_version, read_manifest
+from .tokens import TokenLayoutError, TokenStore
 from .vectors import SENTENCE_VECTORS, VECTORS, LoadedVectors
 
 
 class IndexReader:
     """One loaded, immutable build. Safe to share between threads."""
 
-    def __init__(self, version_dir: Path, manifest: Manifest, vectors: LoadedVectors, db: sqlite3.Connection) -> None:
+    def __init__(
+        self, version_dir: Path, manifest: Manifest, vectors: LoadedVectors, db: sqlite3.Connection,
+        token_store: TokenStore | None = None,
+    ) -> None:
         self.version_dir = version_dir
         self.version = version_dir.name
         self.manifest = manifest
@@ -33,6 +37,7 @@ class IndexReader:
         self._exact = vectors.spec.kind == "flat"
         self._db = db
         self._db_lock = threading.Lock()
+        self._tokens = token_store
 
     @classmethod
     def open(cls, index_dir: Path) -> IndexReader:
@@ -51,7 +56,7 @@ class IndexReader:
         manifest = read_manifest(version_dir)
         spec = manifest.spec
         try:
-            for name in data_files(spec.kind):
+            for name in manifest.data_files():
                 path = version_dir / name
                 if not path.is_file():
                     raise IndexCorruptError(f"the index file {path} is missing; {REBUILD_HINT}")
@@ -76,12 +81,20 @@ class IndexReader:
             ) from exc
         except (RuntimeError, MemoryError, OSError, ValueError, EOFError) as exc:  # ValueError: a bad .npy header
             raise IndexCorruptError(f"cannot read the vectors in {version_dir}: {exc}; {REBUILD_HINT}") from exc
+        token_store = None
+        if manifest.token_states:
+            try:
+                token_store = TokenStore(version_dir, manifest.dim)
+            except TokenLayoutError as exc:
+                raise IndexCorruptError(
+                    f"the token-state files in {version_dir} do not have the layout a build writes ({exc}); {REBUILD_HINT}"
+                ) from exc
         db = None
         try:
             uri = f"file:{(version_dir / CHUNKS_DB).as_posix()}?mode=ro&immutable=1"
             db = sqlite3.connect(uri, uri=True, check_same_thread=False)
             rows = db.execute("SELECT id, source, json_array_length(sentences) FROM chunks ORDER BY id").fetchall()
-            _check_consistent(version_dir, manifest, vectors, rows)
+            _check_consistent(version_dir, manifest, vectors, rows, token_store)
         except sqlite3.Error as exc:
             if db is not None:
                 db.close()
@@ -90,7 +103,7 @@ class IndexReader:
             if db is not None:
                 db.close()
             raise
-        return cls(version_dir, manifest, vectors, db)
+        return cls(version_dir, manifest, vectors, db, token_store)
 
     @property
     def ntotal(self) -> int:
@@ -176,6 +189,23 @@ class IndexReader:
     def loaded_vectors(self) -> LoadedVectors:
         return self._vec
 
+    @property
+    def token_layer(self) -> int | None:
+        """The encoder layer of the stored word-piece states; None when the build stores none."""
+        return self.manifest.token_states.get("layer") if self._tokens is not None else None
+
+    def token_states(self, chunk_ids: list[int]) -> list[np.ndarray | None]:
+        """The stored float16 word-piece states of each chunk (None where the build stores none)."""
+        if self._tokens is None:
+            return [None] * len(chunk_ids)
+        try:
+            return self._tokens.get(chunk_ids)
+        except OSError as exc:
+            raise IndexCorruptError(f"cannot read token states from {self.version_dir}: {exc}; {REBUILD_HINT}") from exc
+
+    def token_store(self) -> TokenStore | None:
+        return self._tokens
+
     def close(self) -> None:
         with self._db_lock:
             self._db.close()
@@ -193,8 +223,9 @@ def sentence_ids(chunk: Chunk) -> list[int]:
     return [chunk.id * SENTENCE_STRIDE + j for j in range(len(chunk.sentences))]
 
 
-
-def _check_consistent(version_dir: Path, manifest: Manifest, vectors: LoadedVectors, rows: list) -> None:
+def _check_consistent(
+    version_dir: Path, manifest: Manifest, vectors: LoadedVectors, rows: list, token_store: TokenStore | None = None
+) -> None:
     """The manifest, the chunk table and the vector files describe exactly the same chunks."""
 
     def fail(detail: str):
@@ -223,3 +254,8 @@ def _check_consistent(version_dir: Path, manifest: Manifest, vectors: LoadedVect
     if not np.array_equal(sent, expected):
         fail("the sentence vectors do not match the chunks' sentences")
 
+    if token_store is not None:
+        if not np.array_equal(token_store.chunk_ids, row_ids):
+            fail("the stored token states and the chunk table hold different chunks")
+        if int(manifest.token_states.get("rows", -1)) != token_store.rows:
+            fail("the token-state file holds another number of rows than the manifest says")
