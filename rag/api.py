@@ -8,10 +8,9 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import replace
-from pathlib import Path
 
 from . import indexer
-from .errors import IndexCorruptError, IndexNotFoundError
+from .errors import IndexNotFoundError
 from .model import registry
 from .model.base import TOKEN_LAYER, Embedder
 from .query import compose, reference
@@ -19,12 +18,13 @@ from .query.decide import BACKGROUND_POOL, decide
 from .query.retrieve import clamp_k, fit_to_model, rank, validate_question
 from .query.token_match import embed_question
 from .settings import Settings
-from .store import IndexReader, check_compatible, current_version
+from .store import check_compatible
+from .store.backend import StoreReader, open_store
 from .types import Answer, Hit, IndexReport, IndexStatus
 
 log = logging.getLogger("rag")
 
-_readers: dict[Path, IndexReader] = {}
+_readers: dict[object, StoreReader] = {}  # by store (Store.cache_key): the index folder, or the Milvus index
 _readers_lock = threading.Lock()
 _fake_embedders: dict[str, Embedder] = {}
 
@@ -57,41 +57,41 @@ def build_index(
     wait: bool = True,
     show_progress: bool = False,
     settings: Settings | None = None,
+    ray_address: str | None = None,
 ) -> IndexReport:
-    """Index the seeds folder: embed added and changed seeds, drop removed ones."""
+    """Index the seeds folder: embed added and changed seeds, drop removed ones. ``ray_address``:
+    embed on that Ray cluster (the optional ``ray`` extra)."""
     s = _settings(seeds_dir, index_dir, model, settings)
     indexer.check_seeds_dir(s)  # before the model loads: a typo should fail fast
-    report = indexer.build_index(s, get_embedder(s.model), full=full, wait=wait, show_progress=show_progress)
+    report = indexer.build_index(s, get_embedder(s.model), full=full, wait=wait, show_progress=show_progress,
+                                 ray_address=ray_address)
     return report
 
 
-def _reader(s: Settings, embedder: Embedder) -> IndexReader:
+def _reader(s: Settings, embedder: Embedder) -> StoreReader:
     """The live index, reloaded when a newer build has been swapped in; built if there is none."""
-    key = s.index_dir.resolve()
+    store = open_store(s)
+    key = store.cache_key
     with _readers_lock:
-        version = current_version(s.index_dir)
+        version = store.live_version()
         if version is None:
             if not s.seeds_dir.is_dir():
                 raise IndexNotFoundError(
-                    f"no index in {s.index_dir} and no seeds folder {s.seeds_dir} to build one from"
+                    f"no index in {store.where} and no seeds folder {s.seeds_dir} to build one from"
                 )
-            log.warning("No index in %s yet: building it from %s", s.index_dir, s.seeds_dir)
+            log.warning("No index in %s yet: building it from %s", store.where, s.seeds_dir)
             indexer.build_index(s, embedder)
-            version = current_version(s.index_dir)
+            version = store.live_version()
         cached = _readers.get(key)
-        if cached is None or cached.version != version.name:
-            try:
-                reader = IndexReader.open_version(version)
-            except IndexCorruptError:
-                # a build may have been swapped in (and the old one collected) since we looked
-                version = current_version(s.index_dir)
-                reader = IndexReader.open_version(version)
-            check_compatible(reader.manifest, embedder.model_id, embedder.fingerprint, embedder.dim, s.index_dir)
+        if cached is None or cached.version != version:
+            # a build may be swapped in (and the old one collected) while this one opens: the store retries
+            reader = store.open_reader()
+            check_compatible(reader.manifest, embedder.model_id, embedder.fingerprint, embedder.dim, store.where)
             changed = s.chunker_changes(reader.manifest.chunker)
             if changed:
                 # still usable (same model), so answer from it, but say why answers may differ
                 log.warning("The index at %s was built with other chunking settings (%s); run `rag index` to rebuild it "
-                            "with the current ones.", s.index_dir, changed)
+                            "with the current ones.", store.where, changed)
             _readers[key] = reader
         return _readers[key]
 
@@ -106,7 +106,7 @@ def _prepare(question, k, seeds_dir, index_dir, model, settings):
     return text, embedder, reader, clamp_k(k, reader.ntotal)
 
 
-def _stored_states(reader: IndexReader):
+def _stored_states(reader: StoreReader):
     """The build's stored word-piece states, when they are of the layer the token match compares."""
     return reader.token_states if reader.token_layer == TOKEN_LAYER else None
 
@@ -136,12 +136,10 @@ def index_status(index_dir=None, seeds_dir=None, *, settings=None) -> IndexStatu
     """What the index holds, and whether the seeds on disk have changed since it was built."""
     s = _settings(seeds_dir, index_dir, None, settings)
     from .documents.discover import discover, read_seed
-    from .store import read_manifest
 
-    version = current_version(s.index_dir)
-    if version is None:
+    m = open_store(s).live_manifest()
+    if m is None:
         return IndexStatus(exists=False, stale=True, stale_detail="no index has been built yet")
-    m = read_manifest(version)
     on_disk = {}
     if s.seeds_dir.is_dir():
         seeds, _ = discover(s.seeds_dir, s.extensions)

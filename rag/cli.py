@@ -21,11 +21,14 @@ def _parser() -> argparse.ArgumentParser:
     def paths(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--seeds", metavar="DIR", help="seeds folder (default ./seeds or RAG_SEEDS_DIR)")
         sp.add_argument("--index", metavar="DIR", help="index folder (default ./index or RAG_INDEX_DIR)")
+        sp.add_argument("--store", metavar="URL", help="a Milvus server (http://host:19530) or Milvus Lite file "
+                        "(name.db) instead of the FAISS folder (default RAG_STORE; token: RAG_STORE_TOKEN)")
 
     sp = sub.add_parser("index", help="build or update the index after seeds are added, changed or removed")
     paths(sp)
     sp.add_argument("--full", action="store_true", help="re-embed every seed")
     sp.add_argument("--no-wait", action="store_true", help="fail at once if another rebuild is running")
+    sp.add_argument("--ray", metavar="ADDRESS", help="embed on this Ray cluster (host:port; pip install 'rag-seeds[ray]')")
     sp.add_argument("--json", action="store_true", help="print the report as JSON")
 
     sp = sub.add_parser("ask", help="answer a question with cited passages")
@@ -60,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         settings = Settings.from_env(
-            seeds_dir=getattr(args, "seeds", None), index_dir=getattr(args, "index", None), model=args.model
+            seeds_dir=getattr(args, "seeds", None), index_dir=getattr(args, "index", None), model=args.model,
+            store=getattr(args, "store", None),
         )
         return COMMANDS[args.command](args, settings)
     except RagError as exc:
@@ -76,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
 def _index(args, settings: Settings) -> int:
     from .api import build_index
 
-    report = build_index(full=args.full, wait=not args.no_wait, show_progress=not args.json, settings=settings)
+    report = build_index(full=args.full, wait=not args.no_wait, show_progress=not args.json, settings=settings,
+                         ray_address=args.ray)
     if args.json:
         print(json.dumps(asdict(report), indent=2, ensure_ascii=False))
         return 0
@@ -117,7 +122,7 @@ def _status(args, settings: Settings) -> int:
     if args.json:
         print(json.dumps(asdict(st), indent=2, ensure_ascii=False))
     elif not st.exists:
-        print(f"No index in {settings.index_dir}; run `rag index`.")
+        print(f"No index in {settings.store or settings.index_dir}; run `rag index`.")
     else:
         print(f"{st.documents} documents, {st.chunks} chunks, model {st.model_id}, built {st.built_at}.")
         if st.stale:

@@ -37,6 +37,14 @@ class IndexBusyError(RagError):
     """Another rebuild holds the index lock."""
 
 
+class StoreUnreachableError(RagError):
+    """The vector store's server cannot be reached."""
+
+
+class StoreAuthError(RagError):
+    """The vector store's server refused the credentials (``RAG_STORE_TOKEN``)."""
+
+
 class InvalidDocumentError(RagError):
     """An uploaded document is not a text file the product can index."""
 

@@ -15,19 +15,10 @@ from .documents.chunk import MIN_CHUNK_TOKENS, chunk_document, embedding_text
 from .documents.discover import discover, read_seed
 from .errors import ConfigError, EmptyCorpusError, IndexBusyError, IndexCorruptError, IndexMismatchError
 from .model.base import TOKEN_LAYER, Embedder
+from .query.lexical import tokens
 from .settings import Settings
-from .store import (
-    IndexReader,
-    Manifest,
-    SeedEntry,
-    collect_garbage,
-    current_version,
-    library_versions,
-    read_manifest,
-    sentence_ids,
-    write_version,
-)
-from .store.vectors import VectorSet
+from .store import Manifest, SeedEntry, current_version, library_versions, read_manifest, sentence_ids
+from .store.backend import Store, StoreReader, open_store
 from .store.writer import TokenStates
 from .types import Chunk, Document, IndexReport, SeedChange
 
@@ -54,22 +45,26 @@ def build_index(
     wait: bool = True,
     show_progress: bool = False,
     crash_hook=None,
+    ray_address: str | None = None,
 ) -> IndexReport:
-    """Bring ``settings.index_dir`` up to date with ``settings.seeds_dir``."""
+    """Bring the store (``settings.store``, else ``settings.index_dir``) up to date with ``settings.seeds_dir``.
+    ``ray_address``: embed on that Ray cluster (rag/model/ray_embed.py) instead of in this process."""
     started = time.perf_counter()
     _check_chunk_size(settings, embedder)
     check_seeds_dir(settings)
     settings.index_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(settings.index_dir / LOCK_FILE))
+    store = open_store(settings)
+    store.lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(store.lock_path))
     try:
         lock.acquire(blocking=False)
     except Timeout:
         if not wait:
             raise IndexBusyError(
-                f"another rebuild of {settings.index_dir} is running; try again when it ends "
+                f"another rebuild of {store.where} is running; try again when it ends "
                 "(without --no-wait, `rag index` waits for it)"
             ) from None
-        log.warning("Another rebuild of %s is running: waiting for it to end.", settings.index_dir)
+        log.warning("Another rebuild of %s is running: waiting for it to end.", store.where)
         lock.acquire(timeout=-1)
     old_reader = None
     try:
@@ -80,17 +75,17 @@ def build_index(
             raise EmptyCorpusError(
                 f"no readable .txt or .md document in {settings.seeds_dir}{detail}; nothing was indexed"
             )
-        old_reader, old_manifest, reason = _previous(settings, embedder, full)
+        old_reader, old_manifest, reason = _previous(store, settings, embedder, full)
         plan = _plan(documents, old_manifest, full, reason)
         files = [SeedChange(s, "skipped", reason=r) for s, r in skipped]
         if old_manifest is not None and not plan.full and not plan.added and not plan.changed and not plan.removed:
-            collect_garbage(settings.index_dir, keep=None)  # what a killed rebuild left behind
+            store.collect_garbage()  # what a killed rebuild left behind
             files += [SeedChange(s, "unchanged", len(old_manifest.seeds[s].chunk_ids)) for s in plan.unchanged]
             return IndexReport(
                 added=0, changed=0, removed=0, unchanged=len(plan.unchanged), chunks_embedded=0,
                 total_chunks=old_manifest.total_chunks, skipped=skipped,
                 seconds=time.perf_counter() - started, files=files,
-                index_path=str(old_reader.version_dir if old_reader else ""),
+                index_path=store.location(old_reader) if old_reader else "",
             )
         if plan.full and plan.reason:
             log.warning("Full rebuild: %s", plan.reason)
@@ -110,55 +105,52 @@ def build_index(
             per_doc[doc.source] = chunks
             new_chunks += chunks
         unchanged_count = sum(len(old_manifest.seeds[s].chunk_ids) for s in plan.unchanged) if old_manifest else 0
-        keep_states = _stores_token_states(settings, embedder, unchanged_count + len(new_chunks))
-        vectors, sentence_vectors, new_states = _embed_chunks(new_chunks, settings, embedder, show_progress, keep_states)
-        _hook(crash_hook, "embedded")
-
-        # the vector index's kind follows the new chunk count (rag/store/kinds.py): the previous build's
-        # index is edited by id, or re-created from its stored vectors when the kind must change
-        if plan.full or old_reader is None:
-            vector_set = VectorSet(embedder.dim)
-            remove_ids: list[int] = []
-            base_db = None
-            seeds: dict[str, SeedEntry] = {}
-        else:
-            vector_set = VectorSet(embedder.dim, old_reader.loaded_vectors())
+        incremental = not plan.full and old_reader is not None
+        writer = store.begin_build(full=not incremental, base=old_reader, dim=embedder.dim, crash_hook=crash_hook)
+        try:
+            keep_states = (writer.stores_token_states and not ray_address
+                           and _stores_token_states(settings, embedder, unchanged_count + len(new_chunks)))
+            done = writer.resume(new_chunks)
+            todo = [c for c in new_chunks if c.id not in done]
+            if done:
+                log.warning("Resuming an interrupted build: %d of %d chunks were already written.", len(done), len(new_chunks))
+            new_states: list[np.ndarray] = []
+            for batch, vectors, sentence_vectors, states in embedded_batches(
+                todo, settings, embedder, writer.batch_chunks, show_progress, keep_states, ray_address
+            ):
+                ids = np.asarray([i for c in batch for i in sentence_ids(c)], dtype=np.int64)
+                lexical = [" ".join(tokens(f"{c.title}\n{c.text}")) for c in batch] if writer.wants_lexical_text else None
+                writer.add(batch, vectors, ids, sentence_vectors, lexical)
+                new_states += states
+            _hook(crash_hook, "embedded")
+            seeds = {s: e for s, e in old_manifest.seeds.items() if s in plan.unchanged} if incremental else {}
             gone = list(plan.removed) + [d.source for d in plan.changed]
-            remove_ids = [i for s in gone for i in old_manifest.seeds[s].chunk_ids]
-            if remove_ids:
-                old_sentences = [i for c in old_reader.chunks(remove_ids) for i in sentence_ids(c)]
-                vector_set.remove(remove_ids, old_sentences)
-            base_db = old_reader.version_dir / "chunks.sqlite"
-            seeds = {s: e for s, e in old_manifest.seeds.items() if s in plan.unchanged}
-        if new_chunks:
-            ids = np.asarray([i for c in new_chunks for i in sentence_ids(c)], dtype=np.int64)
-            vector_set.add([c.id for c in new_chunks], vectors, ids, sentence_vectors)
-        for doc in plan.added + plan.changed:
-            seeds[doc.source] = SeedEntry(
-                sha256=doc.sha256,
-                chunk_ids=[c.id for c in per_doc[doc.source]],
-                title=doc.title,
-                encoding=doc.encoding,
-                chars=len(doc.text),
+            remove_ids = [i for s in gone for i in old_manifest.seeds[s].chunk_ids] if incremental else []
+            for doc in plan.added + plan.changed:
+                seeds[doc.source] = SeedEntry(
+                    sha256=doc.sha256,
+                    chunk_ids=[c.id for c in per_doc[doc.source]],
+                    title=doc.title,
+                    encoding=doc.encoding,
+                    chars=len(doc.text),
+                )
+            manifest = Manifest(
+                model_id=embedder.model_id,
+                model_fingerprint=embedder.fingerprint,
+                dim=embedder.dim,
+                chunker=settings.chunker_settings(),
+                seeds=dict(sorted(seeds.items())),
+                next_id=next_id,
+                built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                library_versions=library_versions(),
             )
-        manifest = Manifest(
-            model_id=embedder.model_id,
-            model_fingerprint=embedder.fingerprint,
-            dim=embedder.dim,
-            chunker=settings.chunker_settings(),
-            seeds=dict(sorted(seeds.items())),
-            next_id=next_id,
-            built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            library_versions=library_versions(),
-        )
-        token_states = None
-        if keep_states:
-            kept = [] if plan.full or old_reader is None else sorted(i for s in plan.unchanged for i in seeds[s].chunk_ids)
-            token_states = TokenStates(TOKEN_LAYER, _token_items(old_reader, kept, new_chunks, new_states, embedder))
-        version = write_version(
-            settings.index_dir, manifest, vector_set, base_db, remove_ids, new_chunks, crash_hook=crash_hook,
-            token_states=token_states,
-        )
+            token_states = None
+            if keep_states:
+                kept = sorted(i for s in plan.unchanged for i in seeds[s].chunk_ids) if incremental else []
+                token_states = TokenStates(TOKEN_LAYER, _token_items(old_reader, kept, new_chunks, new_states, embedder))
+            version = writer.commit(manifest, remove_ids, token_states)
+        finally:
+            writer.close()
         files += [SeedChange(d.source, "added", len(per_doc[d.source])) for d in plan.added]
         files += [SeedChange(d.source, "changed", len(per_doc[d.source])) for d in plan.changed]
         # a seed that was indexed and now cannot be read is one line: removed, and why
@@ -171,14 +163,14 @@ def build_index(
             changed=len(plan.changed),
             removed=len(plan.removed),
             unchanged=len(plan.unchanged),
-            chunks_embedded=len(new_chunks),
+            chunks_embedded=len(todo),
             total_chunks=manifest.total_chunks,
             skipped=skipped,
             seconds=time.perf_counter() - started,
             full_rebuild=plan.full,
             rebuild_reason=plan.reason,
             files=sorted(files, key=lambda f: f.source),
-            index_path=str(version),
+            index_path=version,
         )
     finally:
         if old_reader is not None:
@@ -220,18 +212,17 @@ def _read_corpus(settings: Settings) -> tuple[list[Document], list[tuple[str, st
 
 
 def _previous(
-    settings: Settings, embedder: Embedder, full: bool = False
-) -> tuple[IndexReader | None, Manifest | None, str]:
+    store: Store, settings: Settings, embedder: Embedder, full: bool = False
+) -> tuple[StoreReader | None, Manifest | None, str]:
     """The live build, if it can be updated in place; else why a full rebuild is needed.
 
     The build is checked (checksums, layout, consistency) before its manifest is believed: a
     damaged manifest must not pass for a model change, nor steer an incremental build."""
     try:
-        version = current_version(settings.index_dir)
-        if version is None:
+        manifest = store.live_manifest()
+        if manifest is None:
             return None, None, ""
-        manifest = read_manifest(version)
-        reader = None if full else IndexReader.open_version(version)
+        reader = None if full else store.open_reader()
     except (IndexCorruptError, IndexMismatchError) as exc:
         return None, None, f"the existing index cannot be reused ({exc})"
     old_model = (manifest.model_id, manifest.model_fingerprint, manifest.dim)
@@ -304,6 +295,36 @@ def _embed_chunks(
             for j, st in enumerate(embedder.embed_tokens([c.text for c in part], query=False, layer=TOKEN_LAYER)):
                 states[start + j] = st.vectors.astype(np.float16)
     return vectors[: len(chunk_texts)], vectors[len(chunk_texts) :], states if with_states else []
+
+
+def embedded_batches(
+    chunks: list[Chunk], settings: Settings, embedder: Embedder, batch_chunks: int | None, show_progress: bool,
+    with_states: bool = False, ray_address: str | None = None,
+):
+    """``(chunks, vectors, sentence vectors, states)`` batch after batch (one batch of all when
+    ``batch_chunks`` is None), embedded here or on the Ray cluster at ``ray_address``."""
+    if not chunks:
+        return
+    if batch_chunks is None and not ray_address:
+        yield chunks, *_embed_chunks(chunks, settings, embedder, show_progress, with_states)
+        return
+    size = batch_chunks or EMBED_GROUP
+    batches = [chunks[i : i + size] for i in range(0, len(chunks), size)]
+    with tqdm(total=len(chunks), unit="chunk", desc="Embedding", disable=not show_progress) as bar:
+        if ray_address:
+            from .model.ray_embed import embed_on_ray
+
+            # per batch, the texts _embed_chunks would embed: the chunks', then every sentence of them
+            jobs = ([_model_text(c, c.text, settings, embedder) for c in batch]
+                    + [_model_text(c, c.text[a:b], settings, embedder) for c in batch for a, b in c.sentences]
+                    for batch in batches)
+            for batch, vectors in zip(batches, embed_on_ray(ray_address, jobs, settings.model, embedder)):
+                yield batch, vectors[: len(batch)], vectors[len(batch) :], []
+                bar.update(len(batch))
+            return
+        for batch in batches:
+            yield batch, *_embed_chunks(batch, settings, embedder, False, with_states)
+            bar.update(len(batch))
 
 
 def _token_items(old_reader, kept: list[int], new_chunks: list[Chunk], new_states: list, embedder: Embedder):

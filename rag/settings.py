@@ -4,7 +4,8 @@ which the public API, the CLI and the UI call at their edges."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+import re
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from .documents.chunk import CHUNKER_VERSION
@@ -16,7 +17,13 @@ ENV_VARS = {
     "index_dir": "RAG_INDEX_DIR",
     "model": "RAG_EMBEDDING_MODEL",
     "max_file_bytes": "RAG_MAX_FILE_BYTES",
+    "store": "RAG_STORE",
+    "store_token": "RAG_STORE_TOKEN",
+    "store_collection": "RAG_STORE_COLLECTION",
 }
+# Milvus Lite's own limits on its database file name
+_LITE_NAME = re.compile(r"^[A-Za-z0-9.\-_]{1,36}$")
+_COLLECTION = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,11 @@ class Settings:
     # 180 KB of disk a chunk; above it the 20 best candidates' states are computed when a question needs them
     token_states_max_chunks: int = 2000
     extensions: tuple[str, ...] = (".txt", ".md")
+    # where the vectors live: "" for the FAISS + SQLite store in index_dir (the default); a Milvus
+    # server or cluster as "http://host:19530"; a Milvus Lite file as "path/to/name.db"
+    store: str = ""
+    store_token: str = field(default="", repr=False)  # "user:password" or an API key; never shown
+    store_collection: str = "rag"  # the name every Milvus collection of this index starts with
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds_dir", Path(self.seeds_dir))
@@ -47,6 +59,9 @@ class Settings:
         _require_int("max_file_bytes", self.max_file_bytes, 1, 2**40)
         _require_int("batch_size", self.batch_size, 1, 4096)
         _require_int("token_states_max_chunks", self.token_states_max_chunks, 0, 10**9)
+        _check_store(self.store, self.store_collection)
+        if not isinstance(self.store_token, str):
+            raise ConfigError("store_token must be text")
         if not self.extensions or any(not e.startswith(".") for e in self.extensions):
             raise ConfigError(f"extensions must look like ('.txt', '.md'), got {self.extensions!r}")
 
@@ -85,6 +100,25 @@ class Settings:
         now = self.chunker_settings()
         keys = sorted(set(built_with) | set(now))
         return ", ".join(f"{k}: {built_with.get(k)!r} -> {now.get(k)!r}" for k in keys if built_with.get(k) != now.get(k))
+
+
+def _check_store(store, collection) -> None:
+    if not isinstance(store, str):
+        raise ConfigError(f"store must be a Milvus URL or a Milvus Lite .db path, got {type(store).__name__}")
+    if store and not store.startswith(("http://", "https://")):
+        name = Path(store).name
+        if not name.endswith(".db"):
+            raise ConfigError(
+                f"store must be http://host:port (a Milvus server) or a path ending in .db (Milvus Lite), got {store!r}"
+            )
+        if not _LITE_NAME.match(name):
+            raise ConfigError(
+                f"a Milvus Lite file name must be at most 36 letters, digits, '.', '-' or '_', got {name!r}"
+            )
+    if not isinstance(collection, str) or not _COLLECTION.match(collection):
+        raise ConfigError(
+            f"store_collection must be a letter then up to 31 letters, digits or '_', got {collection!r}"
+        )
 
 
 def _require_int(name: str, value, low: int, high: int) -> None:

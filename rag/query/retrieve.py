@@ -11,9 +11,10 @@ import numpy as np
 
 from ..errors import InvalidQuestionError
 from ..model.base import Embedder
-from ..store import SENTENCE_STRIDE, IndexReader
+from ..store import SENTENCE_STRIDE
+from ..store.backend import StoreReader
 from ..types import Chunk, Hit
-from .lexical import LexicalIndex, question_language
+from .lexical import LexicalIndex, question_language, tokens
 from .token_match import RERANK_POOL, TOKEN_WEIGHT, TokenScorer
 
 log = logging.getLogger(__name__)
@@ -91,9 +92,9 @@ _lexical_cache: dict[str, LexicalIndex] = {}
 _lexical_lock = threading.Lock()
 
 
-def lexical_index(reader: IndexReader) -> LexicalIndex:
+def lexical_index(reader: StoreReader) -> LexicalIndex:
     """BM25 over a build's chunks, made once per build and kept while it is live."""
-    key = str(reader.version_dir)
+    key = reader.version
     with _lexical_lock:
         if key not in _lexical_cache:
             chunks = list(reader.iter_chunks())
@@ -104,29 +105,42 @@ def lexical_index(reader: IndexReader) -> LexicalIndex:
         return _lexical_cache[key]
 
 
+def lexical_top(reader: StoreReader, question: str, n: int) -> list[tuple[int, float]]:
+    """The ``n`` best chunks by BM25 (score > 0), best first: the store's own BM25 where it has one
+    (measured equal to bm25s: rag/store/milvus/lexical.py), else bm25s over the chunk texts."""
+    engine = reader.lexical_top(tokens(question), n)
+    if engine is not None:
+        return engine
+    lexical = lexical_index(reader)
+    bm25 = lexical.scores(question)
+    return [(int(lexical.ids[i]), float(bm25[i])) for i in np.argsort(-bm25)[:n] if bm25[i] > 0]
+
+
 def rank(
-    reader: IndexReader, question: str, query_vec: np.ndarray, k: int, token_scorer: TokenScorer | None = None
+    reader: StoreReader, question: str, query_vec: np.ndarray, k: int, token_scorer: TokenScorer | None = None
 ) -> list[Scored]:
     """The ``k`` best chunks for the question, by fused score; with ``token_scorer`` the best
     ``RERANK_POOL`` of them are matched word piece by word piece too (``token_match``)."""
     pool = min(reader.ntotal, max(POOL, 4 * k))
     candidates = {i for i, _ in reader.search(query_vec, pool)}
     candidates |= {cid for cid, _, _ in reader.search_sentences(query_vec, 3 * pool)}
-    lexical = lexical_index(reader)
-    bm25 = lexical.scores(question)
-    lex_order = [int(i) for i in np.argsort(-bm25)[:pool] if bm25[i] > 0]
-    lex_ids = [int(lexical.ids[i]) for i in lex_order]
-    candidates |= set(lex_ids)
-    lexical_rank = {cid: r for r, cid in enumerate(lex_ids, 1)}
-    lexical_score = {int(lexical.ids[i]): float(bm25[i]) for i in lex_order}
+    lexical = lexical_top(reader, question, pool)
+    candidates |= {cid for cid, _ in lexical}
+    lexical_rank = {cid: r for r, (cid, _) in enumerate(lexical, 1)}
+    lexical_score = dict(lexical)
 
     ids = sorted(candidates)
     chunks = reader.chunks(ids)
     chunk_cos = reader.vectors_for(ids) @ query_vec
+    # every candidate's sentences in one read (one round trip for a store on a server)
+    all_sids = [chunk.id * SENTENCE_STRIDE + j for chunk in chunks for j in range(len(chunk.sentences))]
+    all_sent = reader.sentence_vectors_for(all_sids) @ query_vec if all_sids else np.zeros(0, np.float32)
     scored = []
+    at = 0
     for chunk, cc in zip(chunks, chunk_cos):
-        sids = [chunk.id * SENTENCE_STRIDE + j for j in range(len(chunk.sentences))]
-        sent = tuple(float(x) for x in (reader.sentence_vectors_for(sids) @ query_vec)) if sids else ()
+        n_sent = len(chunk.sentences)
+        sent = tuple(float(x) for x in all_sent[at : at + n_sent])
+        at += n_sent
         if sent:
             sent = tuple(_shrink(chunk.text, ab, s, float(cc)) for ab, s in zip(chunk.sentences, sent))
         best_sentence = max(sent) if sent else float(cc)

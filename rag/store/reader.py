@@ -203,6 +203,10 @@ class IndexReader:
         except OSError as exc:
             raise IndexCorruptError(f"cannot read token states from {self.version_dir}: {exc}; {REBUILD_HINT}") from exc
 
+    def lexical_top(self, terms: list[str], n: int) -> None:
+        """This store has no BM25 of its own: the query stage builds one from ``iter_chunks``."""
+        return None
+
     def token_store(self) -> TokenStore | None:
         return self._tokens
 
