@@ -106,7 +106,10 @@ def build_index(
             new_chunks += chunks
         unchanged_count = sum(len(old_manifest.seeds[s].chunk_ids) for s in plan.unchanged) if old_manifest else 0
         incremental = not plan.full and old_reader is not None
-        writer = store.begin_build(full=not incremental, base=old_reader, dim=embedder.dim, crash_hook=crash_hook)
+        identity = {"model_id": embedder.model_id, "fingerprint": embedder.fingerprint,
+                    "chunker": settings.chunker_settings()}
+        writer = store.begin_build(full=not incremental, base=old_reader, dim=embedder.dim, identity=identity,
+                                   n_expected=unchanged_count + len(new_chunks), crash_hook=crash_hook)
         try:
             keep_states = (writer.stores_token_states and not ray_address
                            and _stores_token_states(settings, embedder, unchanged_count + len(new_chunks)))

@@ -98,7 +98,11 @@ class Store(Protocol):
 
     def open_reader(self) -> StoreReader: ...
 
-    def begin_build(self, *, full: bool, base: StoreReader | None, dim: int, crash_hook=None) -> BuildWriter: ...
+    def begin_build(self, *, full: bool, base: StoreReader | None, dim: int, identity: dict, n_expected: int,
+                    crash_hook=None) -> BuildWriter:
+        """A build on top of ``base`` (None, or ``full``: from nothing); ``identity`` (model and chunker
+        settings) lets a store resume only an interrupted build of the same; ``n_expected`` chunks."""
+        ...
 
     def location(self, reader: StoreReader) -> str:
         """Where a build lives (the report's ``index_path``)."""

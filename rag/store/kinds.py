@@ -235,10 +235,19 @@ def spec_to_manifest(spec: IndexSpec) -> dict:
             "sentences": SENTENCES_AT_SCALE}
 
 
+ENGINE = "milvus"  # a build held by a Milvus engine (rag/store/milvus/): no files, the engine's own index
+ENGINE_KEYS = {"kind", "index_type", "params", "bm25"}
+
+
 def spec_from_manifest(data: dict) -> IndexSpec:
     """The spec a manifest's ``index`` entry describes; ValueError when it is not one a build writes."""
     if not data:
         return IndexSpec("flat")
+    if data.get("kind") == ENGINE:
+        if not (set(data) == ENGINE_KEYS and isinstance(data["index_type"], str) and isinstance(data["params"], dict)
+                and isinstance(data["bm25"], bool)):
+            raise ValueError("the engine index description is not valid")
+        return IndexSpec(ENGINE)
     nlist, nprobe, candidates = data.get("nlist"), data.get("nprobe"), data.get("candidates")
     ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (nlist, nprobe, candidates))
     if not (

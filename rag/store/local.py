@@ -43,7 +43,8 @@ class FaissStore:
                 raise
             return IndexReader.open_version(again)
 
-    def begin_build(self, *, full: bool, base: IndexReader | None, dim: int, crash_hook=None) -> FaissBuild:
+    def begin_build(self, *, full: bool, base: IndexReader | None, dim: int, identity: dict | None = None,
+                    n_expected: int = 0, crash_hook=None) -> FaissBuild:
         return FaissBuild(self.index_dir, dim, None if full else base, crash_hook)
 
     def location(self, reader: IndexReader) -> str:

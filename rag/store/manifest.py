@@ -135,7 +135,10 @@ class Manifest:
 
 
 def data_files(kind: str, token_states: bool = False) -> tuple[str, ...]:
-    """The data files (every file but the manifest) of a build whose vectors are of this kind."""
+    """The data files (every file but the manifest) of a build whose vectors are of this kind (none
+    for a build an engine holds)."""
+    if kind == kinds.ENGINE:
+        return ()
     return (*vector_files(kind), CHUNKS_DB, *(tokens.FILES if token_states else ()))
 
 
