@@ -8,6 +8,7 @@ import hashlib
 import logging
 import socket
 import threading
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
@@ -47,6 +48,8 @@ class _DropMilvusLiteRecords(logging.Filter):
 
 
 def _quiet() -> None:
+    # milvus-lite 2.5 imports pkg_resources (hence setuptools<81), which warns on every start
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     # pymilvus logs each failed call at ERROR with a traceback (its own logging config, set on import)
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL + 1)
     root = logging.getLogger()
@@ -65,7 +68,7 @@ def client_for(store: str, token: str):
             from pymilvus import MilvusClient
         except ImportError:
             raise ConfigError("a Milvus store needs pymilvus: pip install 'rag-seeds[milvus]'") from None
-        _quiet()
+        _quiet()  # after the import: pymilvus sets its loggers' levels when it loads
         where = describe(store)
         if is_lite(store):
             path = Path(store).expanduser().resolve()
@@ -75,18 +78,23 @@ def client_for(store: str, token: str):
             _check_reachable(store)
             uri = store
         with engine_errors(where):
-            client = MilvusClient(uri=uri, token=token, timeout=CONNECT_SECONDS)
+            client = MilvusClient(uri=uri, token=token, timeout=CONNECT_SECONDS, dedicated=True)
         _clients[key] = client
         return client
 
 
 def forget(store: str) -> None:
-    """Drop the cached clients of ``store`` (closing them releases a Milvus Lite file)."""
+    """Close this process's clients of ``store``; a Milvus Lite file is released for other processes."""
     with _clients_lock:
         for key in [k for k in _clients if k[0] == store]:
             client = _clients.pop(key)
             with _suppress():
                 client.close()
+        if is_lite(store):
+            with _suppress():
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(str(Path(store).expanduser().resolve()))
 
 
 def _suppress():

@@ -92,8 +92,19 @@ class MilvusStore:
         return MilvusBuild(self, full=full or base is None, identity={**(identity or {}), "dim": dim},
                            n_expected=n_expected, crash_hook=crash_hook)
 
+    def intact_live(self) -> BuildNames | None:
+        """The live build, when it is whole (None when there is none, or it was deleted or damaged)."""
+        try:
+            live = self._live()
+        except (IndexNotFoundError, IndexCorruptError):
+            return None
+        return live[0] if live else None
+
     def previous_names(self) -> BuildNames | None:
-        live = self._live()
+        try:
+            live = self._live()
+        except (IndexNotFoundError, IndexCorruptError):
+            return None
         stamp = live[1].get("previous") if live else ""
         return BuildNames(self.base, stamp) if stamp else None
 

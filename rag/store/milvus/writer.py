@@ -61,7 +61,7 @@ class MilvusBuild:
     def _full_target(self, n_expected: int) -> tuple[BuildNames, int, dict]:
         """A killed full build of the same plan to resume, or new collections."""
         for names in self.store.build_sets():
-            if names == self.store.live_names() or names == self.store.previous_names():
+            if names in (self.store.intact_live(), self.store.previous_names()):
                 continue
             head = read_head(self.client, names.meta) if self.client.has_collection(names.meta) else None
             if head and head.get("state") == "building" and head.get("plan") == self.plan:
@@ -130,7 +130,7 @@ class MilvusBuild:
             head = {**self.head, **write_manifest(self.client, self.names.meta, manifest, self.gen), "plan": {}}
             self._hook("manifest-written")
             if self.full:
-                previous = self.store.live_names()
+                previous = self.store.intact_live()
                 write_head(self.client, self.names.meta, {**head, "state": "live", "removed": [],
                                                           "previous": previous.stamp if previous else ""})
                 self._hook("head-written")

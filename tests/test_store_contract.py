@@ -1,0 +1,219 @@
+"""One contract, both store backends: the FAISS + SQLite folder and Milvus (Milvus Lite 2.5, the real
+engine, in-process). Builds, incremental changes, refusals and answers must not depend on the store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import rag
+from rag.model import FakeEmbedder
+from rag.query import retrieve
+from rag.query.lexical import LexicalIndex, tokens
+from rag.store.backend import open_store
+from tests.conftest import DEV_QA, REPO
+from tests.milvus_helpers import forget_store
+
+pytest.importorskip("pymilvus")
+QUESTIONS = ["service client Amazon", "why do French trust pure-players?", "Qui a écrit la biographie d'Amazon ?",
+             "quel est le prix moyen d'un livre ?", "Fnac fidélité"]
+
+
+@pytest.fixture(params=["faiss", "lite"])
+def store_settings(request, fake_settings, tmp_path):
+    if request.param == "faiss":
+        yield fake_settings
+        return
+    settings = fake_settings.with_(store=str(tmp_path / "milvus" / "rag.db"))
+    yield settings
+    forget_store(settings)
+
+
+@pytest.fixture
+def lite_settings(fake_settings, tmp_path):
+    settings = fake_settings.with_(store=str(tmp_path / "milvus" / "rag.db"))
+    yield settings
+    forget_store(settings)
+
+
+def _snapshot(settings, questions=QUESTIONS) -> dict:
+    """What a user sees: every chunk (bar ids), and the ranked passages and answers of the questions."""
+    reader = open_store(settings).open_reader()
+    rows = sorted((c.source, c.start, c.end, c.text, c.title, c.sentences) for c in reader.iter_chunks())
+    hits = {q: [(h.source, h.start, h.end, h.score) for h in rag.search(q, k=5, settings=settings)] for q in questions}
+    answers = {q: (a.found, a.text, [(c.source, c.quote_start, c.quote_end) for c in a.citations])
+               for q in questions for a in [rag.answer(q, settings=settings)]}
+    return {"rows": rows, "hits": hits, "answers": answers, "ntotal": reader.ntotal}
+
+
+def test_build_search_and_reload(store_settings, fake):
+    report = rag.build_index(settings=store_settings)
+    assert report.added == 5 and report.total_chunks == report.chunks_embedded > 0
+    first = _snapshot(store_settings)
+    assert first["ntotal"] == report.total_chunks == len(first["rows"])
+    rag.api._readers.clear()
+    retrieve._lexical_cache.clear()
+    assert _snapshot(store_settings) == first  # what is stored alone gives the same answers
+    reader = open_store(store_settings).open_reader()
+    q = fake.embed_query("service client Amazon")
+    dense = reader.search(q, 3)
+    assert np.allclose(reader.vectors_for([i for i, _ in dense]) @ q, [s for _, s in dense], atol=1e-5)
+    chunk = reader.chunks([dense[0][0]])[0]
+    sids = [chunk.id * 1024 + j for j in range(len(chunk.sentences))]
+    assert reader.sentence_vectors_for(sids).shape == (len(sids), fake.dim)
+    assert rag.index_status(settings=store_settings).chunks == report.total_chunks
+
+
+def test_milvus_answers_like_faiss(fake_settings, lite_settings):
+    rag.build_index(settings=fake_settings)
+    rag.build_index(settings=lite_settings)
+    questions = QUESTIONS + [json.loads(line)["q"] for line in DEV_QA.read_text().splitlines() if line.strip()]
+    assert _snapshot(lite_settings, questions) == _snapshot(fake_settings, questions)
+
+
+def test_incremental_changes_touch_only_their_rows_and_equal_a_full_build(store_settings, tmp_path):
+    rag.build_index(settings=store_settings)
+    before = open_store(store_settings).live_version()
+    seeds = store_settings.seeds_dir
+    (seeds / "new.txt").write_text("Un nouvel article sur la fidélité des clients de la Fnac.\n" * 3)
+    changed = sorted(seeds.glob("004_*.txt"))[0]
+    changed.write_text(changed.read_text() + "\nUne phrase ajoutée à la fin.\n")
+    removed = sorted(seeds.glob("001_*.txt"))[0]
+    removed.unlink()
+    report = rag.build_index(settings=store_settings)
+    assert (report.added, report.changed, report.removed, report.unchanged) == (1, 1, 1, 3)
+    assert report.chunks_embedded == sum(f.chunks for f in report.files if f.status in ("added", "changed"))
+    assert open_store(store_settings).live_version() != before
+    incremental = _snapshot(store_settings)
+    assert "new.txt" in {r[0] for r in incremental["rows"]} and removed.name not in {r[0] for r in incremental["rows"]}
+    again = rag.build_index(settings=store_settings)
+    assert (again.added, again.changed, again.removed, again.chunks_embedded) == (0, 0, 0, 0)
+    full = rag.build_index(settings=store_settings, full=True)
+    assert full.full_rebuild and full.chunks_embedded == full.total_chunks
+    assert _snapshot(store_settings) == incremental
+
+
+def test_an_index_of_another_model_is_refused(store_settings):
+    rag.build_index(settings=store_settings)
+    other = FakeEmbedder(dim=32)
+    other.model_id, other.fingerprint = "another-model", "other:1"
+    rag.register_embedder(other)
+    with pytest.raises(rag.IndexMismatchError, match=r"built with the model .*rag index --full"):
+        rag.search("Amazon", settings=store_settings.with_(model="another-model"))
+    report = rag.build_index(settings=store_settings.with_(model="another-model"))
+    assert report.full_rebuild and "model changed" in report.rebuild_reason
+
+
+def test_milvus_bm25_equals_bm25s_on_every_question_set(lite_settings):
+    """The engine's BM25 (Milvus Lite 2.5) over the words bm25s counts gives bm25s's scores: it is used."""
+    rag.build_index(settings=lite_settings)
+    reader = open_store(lite_settings).open_reader()
+    chunks = list(reader.iter_chunks())
+    ours = LexicalIndex([c.id for c in chunks], [f"{c.title}\n{c.text}" for c in chunks])
+    questions = [json.loads(line)["q"] for f in [DEV_QA, *sorted((REPO / "tests" / "data").glob("*.jsonl"))]
+                 for line in f.read_text().splitlines() if line.strip()]
+    assert len(questions) > 400
+    for q in questions:
+        bm25 = ours.scores(q)
+        want = {int(ours.ids[i]): float(bm25[i]) for i in range(len(bm25)) if bm25[i] > 0}
+        got = dict(reader.lexical_top(tokens(q), len(chunks)))
+        assert got.keys() == want.keys(), q
+        assert all(abs(got[i] - want[i]) <= 1e-4 * max(1.0, want[i]) for i in want), q
+
+
+def test_a_deleted_collection_is_a_clear_error(lite_settings):
+    rag.build_index(settings=lite_settings)
+    store = open_store(lite_settings)
+    store.client.drop_collection(store.live_names().chunks)
+    rag.api._readers.clear()
+    with pytest.raises(rag.IndexNotFoundError, match="deleted by someone else"):
+        rag.search("Amazon", settings=lite_settings)
+    report = rag.build_index(settings=lite_settings)  # and the next build starts again from nothing
+    assert report.full_rebuild and rag.search("Amazon", settings=lite_settings)
+
+
+KILLED_BUILD = """
+import os, signal, sys
+import rag
+from rag import indexer
+from rag.model import FakeEmbedder
+from rag.store.milvus import writer
+writer.BATCH_CHUNKS = 8
+writer.MilvusBuild.batch_chunks = 8
+settings = rag.Settings(seeds_dir=sys.argv[1], index_dir=sys.argv[2], store=sys.argv[3], model="fake-sha256-64")
+written = [0]
+def hook(point):
+    print("hook", point, flush=True)
+    if point == "batch-written":
+        written[0] += 1
+        if written[0] == int(sys.argv[4]):
+            os.kill(os.getpid(), signal.SIGKILL)
+indexer.build_index(settings, FakeEmbedder(), crash_hook=hook, full=sys.argv[5] == "full")
+"""
+
+
+@pytest.mark.parametrize("mode", ["first", "incremental"])
+def test_a_killed_build_resumes_where_it_stopped(lite_settings, fake, tmp_path, mode):
+    if mode == "incremental":
+        rag.build_index(settings=lite_settings)
+        from tests.robust_helpers import write_corpus
+
+        write_corpus(lite_settings.seeds_dir / "lot", 12, seed=3)
+        forget_store(lite_settings)  # the child must be able to open the file
+    args = [str(lite_settings.seeds_dir), str(lite_settings.index_dir), lite_settings.store, "2", "inc"]
+    child = subprocess.run([sys.executable, "-c", textwrap.dedent(KILLED_BUILD), *args], cwd=REPO,
+                           capture_output=True, text=True, timeout=300)
+    assert child.returncode == -9, child.stdout[-2000:] + child.stderr[-2000:]
+    report = rag.build_index(settings=lite_settings)
+    new_chunks = sum(f.chunks for f in report.files if f.status in ("added", "changed"))
+    assert 0 < report.chunks_embedded <= new_chunks - 2 * 8  # two batches of 8 were written before the kill
+    resumed = _snapshot(lite_settings)
+    reference = lite_settings.with_(store=str(tmp_path / "reference.db"))
+    try:
+        rag.build_index(settings=reference)
+        assert _snapshot(reference) == resumed
+    finally:
+        forget_store(reference)
+
+
+def test_milvus_lite_open_in_another_process_is_one_clear_line(lite_settings):
+    rag.build_index(settings=lite_settings)
+    forget_store(lite_settings)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pymilvus import MilvusClient; MilvusClient(sys.argv[1]); "
+         "print('open', flush=True); time.sleep(60)", lite_settings.store],
+        stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        cli = subprocess.run([sys.executable, "-m", "rag.cli", "--model", "fake-sha256-64", "status", "--store",
+                              lite_settings.store], capture_output=True, text=True, cwd=REPO, timeout=120)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert cli.returncode == 2
+    assert cli.stderr.strip().startswith("rag: error:") and len(cli.stderr.strip().splitlines()) == 1, cli.stderr
+    assert "open in another process" in cli.stderr and "Traceback" not in cli.stderr
+
+
+def test_an_unreachable_server_is_one_clear_line(fake_settings):
+    cli = subprocess.run([sys.executable, "-m", "rag.cli", "status", "--store", "http://127.0.0.1:9"],
+                         capture_output=True, text=True, cwd=REPO, timeout=120,
+                         env={**__import__("os").environ, "RAG_STORE_TOKEN": "root:s3cret-token"})
+    assert cli.returncode == 2 and len(cli.stderr.strip().splitlines()) == 1, cli.stderr
+    assert "cannot reach the Milvus server at http://127.0.0.1:9" in cli.stderr
+    assert "s3cret" not in cli.stderr + cli.stdout
+
+
+def test_store_settings_are_validated_and_the_token_never_shown():
+    s = rag.Settings.from_env({"RAG_STORE": "http://db:19530", "RAG_STORE_TOKEN": "root:s3cret"})
+    assert s.store == "http://db:19530" and "s3cret" not in repr(s)
+    for bad in ("milvus.sqlite", "ftp://db", "dir/" + "x" * 40 + ".db"):
+        with pytest.raises(rag.ConfigError):
+            rag.Settings(store=bad)
+    with pytest.raises(rag.ConfigError):
+        rag.Settings(store_collection="1-bad")
