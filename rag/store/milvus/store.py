@@ -15,6 +15,7 @@ from .reader import MilvusReader
 from .schema import BuildNames
 from .writer import MilvusBuild, finish_removals
 
+NOT_LOADED = 101  # Milvus's "collection not loaded": after a server restart, until loaded again
 _stores: dict[tuple, MilvusStore] = {}
 _stores_lock = threading.Lock()
 
@@ -44,6 +45,10 @@ class MilvusStore:
 
     # --- the live build
 
+    def live(self) -> tuple[BuildNames, dict] | None:
+        """The live build's names and head record (None when nothing was built)."""
+        return self._live()
+
     def live_names(self) -> BuildNames | None:
         with engine_errors(self.where):
             return self.pointer.live()
@@ -57,7 +62,14 @@ class MilvusStore:
                 raise IndexNotFoundError(
                     f"the live build {names.chunks} is gone from {self.where} (deleted by someone else?); {REBUILD_HINT}"
                 )
-            head = read_head(self.client, names.meta)
+            try:
+                head = read_head(self.client, names.meta)
+            except Exception as exc:  # noqa: BLE001 - a restarted server loads collections again on request
+                if getattr(exc, "code", None) != NOT_LOADED:
+                    raise
+                for collection in names.all():
+                    self.client.load_collection(collection)
+                head = read_head(self.client, names.meta)
         if head is None or head.get("state") != "live":
             raise IndexCorruptError(f"the live build {names.chunks} in {self.where} has no head record; {REBUILD_HINT}")
         return names, head

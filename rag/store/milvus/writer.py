@@ -51,9 +51,9 @@ class MilvusBuild:
         if full:
             self.names, self.gen, self.head = self._full_target(n_expected)
         else:
-            self.names = store.live_names()
-            self.head = read_head(self.client, self.names.meta)
-            finish_removals(self.client, self.names, self.head)
+            self.names, self.head = store.live()
+            with engine_errors(self.where):
+                finish_removals(self.client, self.names, self.head)
             self.gen = self.head["gen"] + 1
         self.index = self.head["index"]
         self.wants_lexical_text = bool(self.index["bm25"])
