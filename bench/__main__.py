@@ -22,7 +22,7 @@ from pathlib import Path
 from .common import CACHE, PY, REPO, child_env, cpu_model, load_average, median
 from .common import run_section as _run
 
-SECTIONS = ("pipeline", "load", "serve", "addone", "fastembed", "ann", "sqlite")
+SECTIONS = ("pipeline", "load", "serve", "addone", "fastembed", "ann", "sqlite", "milvus")
 
 
 def _yes(ok: bool | None) -> str:
@@ -140,6 +140,16 @@ def table(r: dict) -> list[tuple[str, ...]]:
             f"open-time id scan {s['open_scan_s']:.1f} s (+{s['open_scan_rss_mb']:.0f} MB); full text scan (BM25) {s['full_text_scan_s']:.1f} s",
             "", "cheap lookups", _yes(s["lookup200_p95_ms"] <= 20),
         ))
+    mv = r.get("milvus")
+    if mv:
+        for row in mv["rows"]:
+            engine = f"engine {row['engine_mb']:.0f} MB" + (f" (peak {row['engine_peak_mb']:.0f})" if row["engine_peak_mb"] else "")
+            rows.append((
+                f"store at {row['n']:,} chunks ({mv['queries']} queries, synthetic vectors): {row['store']}",
+                f"search p50/p95 {row['p50_ms']:.2f}/{row['p95_ms']:.2f} ms; recall@10 {row['recall10']:.3f}",
+                f"insert {row['insert_per_s']:.0f} rows/s (index built, {row['build_s']:.0f} s); {engine}",
+                "", "", "",
+            ))
     peaks = [f"{k} {v['_peak_rss_mb']:.0f}" for k, v in r.items()
              if isinstance(v, dict) and "_peak_rss_mb" in v and k != "addone"]
     if a and a.get("rss_mb"):
@@ -224,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
             step("ann", "--sizes", "0,100000" if q else "0,100000,1000000", *(["--quick"] if q else []))
         if "sqlite" in only:
             step("sqlite", "--rows", "100000" if q else "1000000")
+        if "milvus" in only:  # FAISS, Milvus Lite and the Milvus server at the same size (~15 min at 100k)
+            step("milvus", "--rows", "20000" if q else "100000")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["_meta"]["seconds"] = time.perf_counter() - started

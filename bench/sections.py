@@ -342,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
         from .scale import run_ann
 
         result = run_ann([int(s) for s in args.sizes.split(",")], args.quick)
+    elif args.section == "milvus":
+        from .milvus import run_milvus
+
+        result = run_milvus(args.rows)
     elif args.section == "sqlite":
         from .scale import run_sqlite
 

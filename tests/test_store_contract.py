@@ -217,3 +217,17 @@ def test_store_settings_are_validated_and_the_token_never_shown():
             rag.Settings(store=bad)
     with pytest.raises(rag.ConfigError):
         rag.Settings(store_collection="1-bad")
+
+
+@pytest.mark.model
+def test_milvus_gives_the_real_models_answers_on_the_dev_set(real_settings, tmp_path):
+    """The real model, the dev set: Milvus Lite's answers and rankings are the FAISS store's."""
+    lite = real_settings.with_(store=str(tmp_path / "real.db"))
+    questions = [json.loads(line)["q"] for line in DEV_QA.read_text().splitlines() if line.strip()]
+    try:
+        rag.build_index(settings=lite)
+        for q in questions:
+            assert rag.search(q, k=10, settings=lite) == rag.search(q, k=10, settings=real_settings), q
+            assert rag.answer(q, settings=lite) == rag.answer(q, settings=real_settings), q
+    finally:
+        forget_store(lite)
