@@ -51,3 +51,7 @@ class InvalidDocumentError(RagError):
 
 # The advice every damaged-index message ends with.
 REBUILD_HINT = "run `rag index --full` to rebuild it"
+
+
+# What makes a live index unusable for an incremental build (the next build starts again from nothing).
+UNUSABLE_INDEX = (IndexCorruptError, IndexMismatchError, IndexNotFoundError)

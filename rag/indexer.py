@@ -13,14 +13,7 @@ from tqdm.auto import tqdm
 
 from .documents.chunk import MIN_CHUNK_TOKENS, chunk_document, embedding_text
 from .documents.discover import discover, read_seed
-from .errors import (
-    ConfigError,
-    EmptyCorpusError,
-    IndexBusyError,
-    IndexCorruptError,
-    IndexMismatchError,
-    IndexNotFoundError,
-)
+from .errors import UNUSABLE_INDEX, ConfigError, EmptyCorpusError, IndexBusyError
 from .model.base import TOKEN_LAYER, Embedder
 from .query.lexical import tokens
 from .settings import Settings
@@ -233,7 +226,7 @@ def _previous(
         if manifest is None:
             return None, None, ""
         reader = None if full else store.open_reader()
-    except (IndexCorruptError, IndexMismatchError, IndexNotFoundError) as exc:
+    except UNUSABLE_INDEX as exc:
         return None, None, f"the existing index cannot be reused ({exc})"
     old_model = (manifest.model_id, manifest.model_fingerprint, manifest.dim)
     new_model = (embedder.model_id, embedder.fingerprint, embedder.dim)

@@ -18,6 +18,7 @@ from rag.query.lexical import LexicalIndex, tokens
 from rag.store.backend import open_store
 from tests.conftest import DEV_QA, REPO
 from tests.milvus_helpers import forget_store
+from tests.robust_helpers import write_corpus
 
 pytest.importorskip("pymilvus")
 QUESTIONS = ["service client Amazon", "why do French trust pure-players?", "Qui a écrit la biographie d'Amazon ?",
@@ -80,17 +81,17 @@ def test_incremental_changes_touch_only_their_rows_and_equal_a_full_build(store_
     rag.build_index(settings=store_settings)
     before = open_store(store_settings).live_version()
     seeds = store_settings.seeds_dir
-    (seeds / "new.txt").write_text("Un nouvel article sur la fidélité des clients de la Fnac.\n" * 3)
-    changed = sorted(seeds.glob("004_*.txt"))[0]
-    changed.write_text(changed.read_text() + "\nUne phrase ajoutée à la fin.\n")
-    removed = sorted(seeds.glob("001_*.txt"))[0]
-    removed.unlink()
+    write_corpus(seeds / "nouveaux", 2, seed=8)  # two added, in a subfolder
+    first, *_, last = sorted(seeds.glob("*.txt"))
+    first.write_text(first.read_text() + "\nMise à jour : la Fnac ouvre un rayon de livres d'occasion.\n")  # one changed
+    last.unlink()  # one removed
     report = rag.build_index(settings=store_settings)
-    assert (report.added, report.changed, report.removed, report.unchanged) == (1, 1, 1, 3)
+    assert (report.added, report.changed, report.removed, report.unchanged) == (2, 1, 1, 3)
     assert report.chunks_embedded == sum(f.chunks for f in report.files if f.status in ("added", "changed"))
     assert open_store(store_settings).live_version() != before
     incremental = _snapshot(store_settings)
-    assert "new.txt" in {r[0] for r in incremental["rows"]} and removed.name not in {r[0] for r in incremental["rows"]}
+    sources = {r[0] for r in incremental["rows"]}
+    assert {"nouveaux/article_8_000.txt", "nouveaux/article_8_001.txt"} <= sources and last.name not in sources
     again = rag.build_index(settings=store_settings)
     assert (again.added, again.changed, again.removed, again.chunks_embedded) == (0, 0, 0, 0)
     full = rag.build_index(settings=store_settings, full=True)
@@ -161,8 +162,6 @@ indexer.build_index(settings, FakeEmbedder(), crash_hook=hook, full=sys.argv[5] 
 def test_a_killed_build_resumes_where_it_stopped(lite_settings, fake, tmp_path, mode):
     if mode == "incremental":
         rag.build_index(settings=lite_settings)
-        from tests.robust_helpers import write_corpus
-
         write_corpus(lite_settings.seeds_dir / "lot", 12, seed=3)
         forget_store(lite_settings)  # the child must be able to open the file
     args = [str(lite_settings.seeds_dir), str(lite_settings.index_dir), lite_settings.store, "2", "inc"]
