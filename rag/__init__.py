@@ -21,6 +21,8 @@ from .errors import (
     InvalidQuestionError,
     ModelError,
     RagError,
+    StoreAuthError,
+    StoreUnreachableError,
 )
 from .settings import Settings
 from .types import Answer, Chunk, Citation, Hit, IndexReport, IndexStatus
@@ -44,6 +46,8 @@ __all__ = [
     "ModelError",
     "RagError",
     "Settings",
+    "StoreAuthError",
+    "StoreUnreachableError",
     "add_document",
     "answer",
     "build_index",

@@ -298,7 +298,7 @@ def serve(settings: rag.Settings, host: str = "127.0.0.1", port: int = 7860, rea
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     # Find out before the model loads, not after.
     _check_port_free(host, port)
-    print(f"Loading the model and the index from {settings.index_dir} …", flush=True)
+    print(f"Loading the model and the index from {settings.store or settings.index_dir} …", flush=True)
     _warm_up(settings, read_only)
     try:
         app, url = start(settings, host=host, port=port, read_only=read_only, quiet=True)
