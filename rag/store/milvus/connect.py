@@ -24,7 +24,8 @@ from ...errors import (
     StoreUnreachableError,
 )
 
-CONNECT_SECONDS = 5.0
+CONNECT_SECONDS = 10.0
+LITE_START_SECONDS = 60.0  # Milvus Lite starts its engine process first: seconds on two busy cores
 CALL_SECONDS = 120.0  # one request (a batch insert into a busy server can take tens of seconds)
 
 _clients: dict[tuple[str, str], object] = {}
@@ -78,7 +79,8 @@ def client_for(store: str, token: str):
             _check_reachable(store)
             uri = store
         with engine_errors(where):
-            client = MilvusClient(uri=uri, token=token, timeout=CONNECT_SECONDS, dedicated=True)
+            client = MilvusClient(uri=uri, token=token, dedicated=True,
+                                  timeout=LITE_START_SECONDS if is_lite(store) else CONNECT_SECONDS)
         _clients[key] = client
         return client
 
@@ -108,7 +110,7 @@ def _check_reachable(store: str) -> None:
     if not host:
         raise ConfigError(f"the store URL {store!r} names no host")
     try:
-        socket.create_connection((host, port), timeout=CONNECT_SECONDS).close()
+        socket.create_connection((host, port), timeout=CONNECT_SECONDS / 2).close()
     except OSError as exc:
         raise StoreUnreachableError(
             f"cannot reach {describe(store)} ({exc.strerror or exc}); is the server running, and is the address right?"
