@@ -150,6 +150,15 @@ def table(r: dict) -> list[tuple[str, ...]]:
                 f"insert {row['insert_per_s']:.0f} rows/s (index built, {row['build_s']:.0f} s); {engine}",
                 "", "", "",
             ))
+        w = mv.get("warm")
+        if w:
+            p50, p95 = w["p50_ms"], w["p95_ms"]
+            rows.append((
+                f"warm search(k=5) over the 5 seeds, {w['questions']} questions, fake embedder: per store",
+                "; ".join(f"{k} {p50[k]:.1f}/{p95[k]:.1f} ms" for k in p50),
+                f"same hits as FAISS on {w['same_hits']} of {w['questions']} questions",
+                "/".join(f"{p50[k] / p50['faiss']:.1f}x" for k in p50), "", "",
+            ))
     peaks = [f"{k} {v['_peak_rss_mb']:.0f}" for k, v in r.items()
              if isinstance(v, dict) and "_peak_rss_mb" in v and k != "addone"]
     if a and a.get("rss_mb"):

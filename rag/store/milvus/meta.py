@@ -125,10 +125,13 @@ class RecordPointer:
         self.client, self.base, self.name = client, base, pointer_name(base)
 
     def live(self) -> BuildNames | None:
-        if not self.client.has_collection(self.name):
+        try:
+            rows = self.client.query(self.name, filter=f"id == {HEAD_ID}", output_fields=["body"],
+                                     consistency_level="Strong")
+        except Exception:  # noqa: BLE001 - no pointer collection yet: nothing was built
+            if self.client.has_collection(self.name):
+                raise
             return None
-        rows = self.client.query(self.name, filter=f"id == {HEAD_ID}", output_fields=["body"],
-                                 consistency_level="Strong")
         return _names(self.base, rows[0]["body"], self.name) if rows else None
 
     def switch(self, names: BuildNames) -> None:

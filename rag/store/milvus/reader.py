@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from ...errors import REBUILD_HINT, IndexCorruptError
+from ...errors import REBUILD_HINT, IndexCorruptError, IndexNotFoundError
 from ...types import Chunk
 from ..manifest import Manifest
 from .connect import engine_errors
@@ -36,7 +36,11 @@ class MilvusReader:
 
     def check(self) -> MilvusReader:
         """Wait until the engine serves every row of this generation (one Strong read), and refuse a
-        collection whose rows differ from the manifest's count."""
+        collection whose rows differ from the manifest's count (or that is gone)."""
+        if not self.client.has_collection(self.names.chunks) or not self.client.has_collection(self.names.sentences):
+            raise IndexNotFoundError(
+                f"the live build {self.names.chunks} is gone from {self.where} (deleted by someone else?); {REBUILD_HINT}"
+            )
         with engine_errors(self.where, self.names.chunks):
             rows = self.client.query(self.names.chunks, filter=self._filter, output_fields=["count(*)"],
                                      consistency_level="Strong")

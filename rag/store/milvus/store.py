@@ -57,14 +57,15 @@ class MilvusStore:
         names = self.live_names()
         if names is None:
             return None
+        gone = IndexNotFoundError(
+            f"the live build {names.chunks} is gone from {self.where} (deleted by someone else?); {REBUILD_HINT}"
+        )
         with engine_errors(self.where, names.meta):
-            if not self.client.has_collection(names.meta) or not self.client.has_collection(names.chunks):
-                raise IndexNotFoundError(
-                    f"the live build {names.chunks} is gone from {self.where} (deleted by someone else?); {REBUILD_HINT}"
-                )
-            try:
+            try:  # one read a question: the collections' existence is checked only when it fails
                 head = read_head(self.client, names.meta)
             except Exception as exc:  # noqa: BLE001 - a restarted server loads collections again on request
+                if not self.client.has_collection(names.meta):
+                    raise gone from None
                 if getattr(exc, "code", None) != NOT_LOADED:
                     raise
                 for collection in names.all():
