@@ -44,8 +44,11 @@ def expand(id_runs) -> list[int]:
     return [i for a, b in id_runs for i in range(a, b)]
 
 
-def read_head(client, meta: str) -> dict | None:
-    rows = client.query(meta, filter=f"id == {HEAD_ID}", output_fields=["body"], consistency_level="Strong")
+def read_head(client, meta: str, strong: bool = True) -> dict | None:
+    """The head record; ``strong``: the newest (a Strong read waits for the engine's latest write: ~300 ms
+    on the 2.3 standalone server), else as the engine serves it now (Bounded: seconds behind at most)."""
+    rows = client.query(meta, filter=f"id == {HEAD_ID}", output_fields=["body"],
+                        consistency_level="Strong" if strong else "Bounded")
     if not rows:
         return None
     try:

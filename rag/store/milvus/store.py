@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from pathlib import Path
 
 from ...errors import REBUILD_HINT, IndexCorruptError, IndexNotFoundError
@@ -34,6 +35,7 @@ class MilvusStore:
         self.client = client_for(store, token)
         self.pointer = RecordPointer(self.client, base) if self.lite else AliasPointer(self.client, base)
         self.bm25 = self.lite or _server_has_bm25(self.client)
+        self.strong_until = 0.0  # live_version reads Strong until then (set when this process commits a build)
 
     @classmethod
     def for_settings(cls, settings) -> MilvusStore:
@@ -53,7 +55,7 @@ class MilvusStore:
         with engine_errors(self.where):
             return self.pointer.live()
 
-    def _live(self) -> tuple[BuildNames, dict] | None:
+    def _live(self, strong: bool = True) -> tuple[BuildNames, dict] | None:
         names = self.live_names()
         if names is None:
             return None
@@ -62,7 +64,7 @@ class MilvusStore:
         )
         with engine_errors(self.where, names.meta):
             try:  # one read a question: the collections' existence is checked only when it fails
-                head = read_head(self.client, names.meta)
+                head = read_head(self.client, names.meta, strong)
             except Exception as exc:  # noqa: BLE001 - a restarted server loads collections again on request
                 if not self.client.has_collection(names.meta):
                     raise gone from None
@@ -70,13 +72,16 @@ class MilvusStore:
                     raise
                 for collection in names.all():
                     self.client.load_collection(collection)
-                head = read_head(self.client, names.meta)
+                head = read_head(self.client, names.meta, strong)
         if head is None or head.get("state") != "live":
             raise IndexCorruptError(f"the live build {names.chunks} in {self.where} has no head record; {REBUILD_HINT}")
         return names, head
 
     def live_version(self) -> str | None:
-        live = self._live()
+        """Read at every question: a Bounded read (a build made live by another process is picked up
+        within the engine's graceful time, 5 s by default, instead of making every question wait ~300 ms);
+        Strong for a while after a build this process made live, so that its next question sees it."""
+        live = self._live(strong=time.monotonic() < self.strong_until)
         return f"{live[0].chunks}@{live[1]['gen']}" if live else None
 
     def live_manifest(self) -> Manifest | None:

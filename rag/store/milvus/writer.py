@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import numpy as np
 
@@ -36,6 +37,7 @@ from .schema import VARCHAR_MAX, BuildNames, create_build, vector_index
 
 log = logging.getLogger(__name__)
 ROWS_PER_REQUEST = 1000
+READ_YOUR_BUILD_SECONDS = 30.0  # this process reads the live version Strong for this long after its build
 BATCH_CHUNKS = 256  # chunks embedded between two writes (~2,000 texts with their sentences)
 
 
@@ -144,6 +146,7 @@ class MilvusBuild:
                 finish_removals(self.client, self.names, head)
             drop_old_parts(self.client, self.names.meta, self.gen)
         self._hook("garbage-collected")
+        self.store.strong_until = time.monotonic() + READ_YOUR_BUILD_SECONDS
         return f"{self.store.store}#{self.names.chunks}@{self.gen}"
 
     def close(self) -> None:
