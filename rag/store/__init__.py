@@ -21,7 +21,11 @@ before any parser touches a byte, then cross-checks the three stores id by id.
 Modules: ``manifest`` (what a build holds; the live build), ``reader`` (loading and searching a
 build), ``writer`` (making a build live, collecting old ones), ``kinds`` (the FAISS index kind by
 corpus size), ``vectors`` (a build's vector files), ``fp16`` (the float16 side store of the
-approximate kind), ``checks`` (file layouts refused before parsing)."""
+approximate kind), ``checks`` (file layouts refused before parsing).
+
+This folder store is the default backend; ``backend`` defines the interface both backends provide
+(``open_store(settings)`` picks one), ``local`` puts this store behind it, and ``milvus/`` is the
+second (a Milvus server or cluster, or a Milvus Lite file)."""
 
 from .checks import check_ivf_file, check_vector_file
 from .manifest import (
