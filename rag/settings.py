@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from .documents.chunk import CHUNKER_VERSION
+from .documents.formats import EXTENSIONS
 from .errors import ConfigError
 from .model.build import DEFAULT_MODEL_ID
 
@@ -32,7 +33,7 @@ class Settings:
     # makes every sentence of an article look alike (recall@1 90 -> 95 of 114 questions without it)
     title_context: bool = False
     batch_size: int = 32
-    extensions: tuple[str, ...] = (".txt", ".md")
+    extensions: tuple[str, ...] = EXTENSIONS  # the files read (a file's kind is then told from its content)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds_dir", Path(self.seeds_dir))

@@ -10,8 +10,9 @@ from .clean import sections
 
 # Bump when this module or clean.py changes where chunks or sentences start and end: the manifest
 # records it with the chunking settings, so an index built by older code is rebuilt, not quoted
-# with stale sentence spans (2: an image file name glued to the next word ends a sentence).
-CHUNKER_VERSION = 2
+# with stale sentence spans (2: an image file name glued to the next word ends a sentence; 3: documents of
+# every format, read by the reader of their kind, whose extracted text the build stores).
+CHUNKER_VERSION = 3
 
 # A sentence ends at . ! ? … (optionally closed by a quote or bracket) before white space, or at a line break.
 # An image file name glued to the text that follows it ("pigeon.jpgJe ne sais pas...", left by

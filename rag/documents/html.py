@@ -1,0 +1,59 @@
+"""The web page reader: trafilatura finds the article's main text (menus, footers, comment forms, share
+buttons and cookie banners left out) and its title, author, date and canonical URL. Markup is parsed,
+never run: scripts and styles are dropped with their content, and nothing the page links to is fetched."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from ..types import Document
+from .clean import find_title
+from .links import http_url
+
+# trafilatura logs every page it finds too short or too noisy; the reason is reported to the user instead
+logging.getLogger("trafilatura").setLevel(logging.ERROR)
+
+
+class HtmlReader:
+    kind = "html"
+    clean_boilerplate = False  # trafilatura has already kept only the article
+
+    def read(self, source: str, raw: bytes) -> tuple[Document | None, str]:
+        import trafilatura
+
+        if not raw.strip():
+            return None, "empty file"
+        try:
+            found = trafilatura.bare_extraction(
+                raw,
+                with_metadata=True,
+                include_comments=False,
+                include_tables=True,
+                include_images=False,
+                include_links=False,
+                output_format="python",
+            )
+        except (ValueError, TypeError, RecursionError, MemoryError) as exc:
+            return None, f"the page cannot be parsed ({type(exc).__name__})"
+        body = (getattr(found, "text", None) or "").strip() if found is not None else ""
+        if not body:
+            return None, "no article text found in the page (only menus, scripts or markup)"
+        title = " ".join((found.title or "").split())
+        paragraphs = [" ".join(line.split()) for line in body.split("\n")]
+        paragraphs = [p for p in paragraphs if p]
+        # the page's title heads the text, as it does in a saved article, unless the article already starts with it
+        if title and (not paragraphs or paragraphs[0].casefold() != title.casefold()):
+            paragraphs.insert(0, title)
+        text = "\n\n".join(paragraphs)
+        return Document(
+            source=source,
+            text=text,
+            sha256=hashlib.sha256(raw).hexdigest(),
+            title=title or find_title(text) or source,
+            encoding="html",
+            kind=self.kind,
+            url=http_url(found.url),
+            author=" ".join((found.author or "").split())[:200],
+            date=found.date or "",
+        ), ""
