@@ -132,7 +132,8 @@ def _checked_addresses(url: httpx.URL, policy: FetchPolicy) -> list[IPAddress]:
     if not policy.allow_private:
         for ip in addresses:
             if not policy.is_public(ip):
-                raise FetchError(f"{url.host} is at {ip}, which is not a public internet address; {NOT_PUBLIC_HINT}")
+                where = f"{url.host} is at {ip}, which is" if url.host.strip("[]") != str(ip) else f"{ip} is"
+                raise FetchError(f"{where} not a public internet address; {NOT_PUBLIC_HINT}")
     return addresses
 
 

@@ -13,6 +13,7 @@ from .links import http_url
 
 # trafilatura logs every page it finds too short or too noisy; the reason is reported to the user instead
 logging.getLogger("trafilatura").setLevel(logging.ERROR)
+MIN_ARTICLE_WORDS = 5
 
 
 class HtmlReader:
@@ -37,7 +38,8 @@ class HtmlReader:
         except (ValueError, TypeError, RecursionError, MemoryError) as exc:
             return None, f"the page cannot be parsed ({type(exc).__name__})"
         body = (getattr(found, "text", None) or "").strip() if found is not None else ""
-        if not body:
+        # on a page without an article trafilatura falls back to what it finds (a menu's "Accueil")
+        if len(body.split()) < MIN_ARTICLE_WORDS:
             return None, "no article text found in the page (only menus, scripts or markup)"
         title = " ".join((found.title or "").split())
         paragraphs = [" ".join(line.split()) for line in body.split("\n")]

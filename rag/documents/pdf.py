@@ -46,6 +46,7 @@ class PdfReader:
             if len(pdf.pages) > MAX_PAGES:
                 return None, f"PDF of {len(pdf.pages):,} pages; at most {MAX_PAGES:,} are read"
             pages = [_page_text(page) for page in pdf.pages]
+            pictures = not any(p.strip() for p in pages) and any(_has_images(page) for page in pdf.pages)
             metadata = pdf.metadata
         except FileNotDecryptedError:
             return None, "encrypted PDF that needs a password (save an unprotected copy)"
@@ -61,7 +62,9 @@ class PdfReader:
         paragraphs = [[p for j, p in enumerate(page) if (i, j) not in furniture] for i, page in enumerate(paragraphs)]
         text, page_starts = _join_pages(paragraphs)
         if not text.strip():
-            return None, "PDF without a text layer (a scanned document? run OCR on it first)"
+            if pictures:
+                return None, "PDF without a text layer (a scanned document? run OCR on it first)"
+            return None, "PDF without any text (empty or damaged pages)"
         title = _meta(metadata, "title")
         return Document(
             source=source,
@@ -83,6 +86,13 @@ def _page_text(page) -> str:
         return page.extract_text(extraction_mode="layout")
     except Exception:  # pypdf's layout mode is young; the plain mode reads what it cannot
         return page.extract_text()
+
+
+def _has_images(page) -> bool:
+    try:
+        return len(page.images) > 0
+    except Exception:  # a damaged resource dictionary: no picture to speak of
+        return False
 
 
 def _paragraphs(page_text: str) -> list[str]:
