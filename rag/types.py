@@ -22,6 +22,9 @@ class Document:
     date: str = ""  # as the document gives it (ISO 8601 when the reader can tell)
     # PDFs: the offset in ``text`` where each page starts (the first is 0); empty for other kinds
     page_starts: tuple[int, ...] = ()
+    # where a heading the reader saw starts a new part of the text: chunks do not run across it (readers
+    # whose text has no boilerplate lines for clean.py to split at: web pages, Word files)
+    breaks: tuple[int, ...] = ()
 
     def page_at(self, offset: int) -> int | None:
         """The 1-based page holding ``text[offset]`` (PDFs); None for documents without pages."""

@@ -25,6 +25,11 @@ def paragraphs_of(text: str) -> list[str]:
     return [ln.text for ln in split_lines(text) if ln.text]
 
 
+def is_subheading(line: str) -> bool:
+    """A short line without a sentence end: on the page the seed was copied from, a subheading."""
+    return len(line.split()) <= 6 and not line.rstrip().endswith((".", "!", "?", ":", "…", ";", ","))
+
+
 def article_page(text: str, *, url: str = "", author: str = "", date: str = "", extra_body: str = "") -> bytes:
     """A web page holding the seed ``text`` as its article, with navigation, a cookie banner, a share bar, a
     comment form, footer links and an inline script and style around it; the seed's own chrome lines (share
@@ -39,6 +44,8 @@ def article_page(text: str, *, url: str = "", author: str = "", date: str = "", 
             body.append(f"<h1>{words}</h1>" if not any("<h1>" in b for b in body) else f'<p class="lede">{words}</p>')
         elif chrome:
             body.append(f'<div class="share-bar"><a href="#">{words}</a></div>')
+        elif is_subheading(line.text):
+            body.append(f"<h2>{words}</h2>")
         else:
             body.append(f"<p>{words}</p>")
     head = [f"<title>{html.escape(title)} | Le Journal du Commerce</title>", '<meta charset="utf-8">']
@@ -146,7 +153,8 @@ def damaged(raw: bytes) -> bytes:
 
 
 def word_document(blocks: list[str | list[list[str]]], *, title: str = "", author: str = "") -> bytes:
-    """A .docx: a string is a paragraph (one starting with '# ' a heading), a list of rows a table."""
+    """A .docx: a string is a paragraph (a heading when it starts with '# ' or is a short line without a
+    sentence end, as a subheading is), a list of rows a table."""
     import docx
 
     document = docx.Document()
@@ -158,8 +166,8 @@ def word_document(blocks: list[str | list[list[str]]], *, title: str = "", autho
             for r, row in enumerate(block):
                 for c, value in enumerate(row):
                     table.cell(r, c).text = value
-        elif block.startswith("# "):
-            document.add_heading(block[2:], level=1)
+        elif block.startswith("# ") or is_subheading(block):
+            document.add_heading(block.removeprefix("# "), level=1)
         else:
             document.add_paragraph(block)
     buffer = io.BytesIO()

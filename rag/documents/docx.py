@@ -12,6 +12,7 @@ import zlib
 
 from ..types import Document
 from .clean import find_title
+from .html import join_parts
 
 MAX_UNPACKED_BYTES = 64_000_000  # a long Word document with pictures unpacks to a few MB
 MAX_MEMBERS = 10_000
@@ -35,17 +36,21 @@ class DocxReader:
         try:
             word = docx.Document(io.BytesIO(raw))
             blocks: list[str] = []
+            headings: list[str] = []
             for item in word.iter_inner_content():
                 if isinstance(item, Table):
                     blocks += _table_lines(item)
-                else:
-                    blocks.append(item.text)
+                    continue
+                blocks.append(item.text)
+                style = item.style.name if item.style is not None else ""
+                if style.startswith(("Heading", "Title")):
+                    headings.append(" ".join(item.text.split()))
             core = word.core_properties
             title, author, created = core.title, core.author, core.created
         except Exception as exc:  # a damaged part can break python-docx anywhere; it must not stop the build
             return None, f"damaged Word document, its text cannot be read ({type(exc).__name__})"
         paragraphs = [" ".join(b.split()) for block in blocks for b in block.split("\n")]
-        text = "\n\n".join(p for p in paragraphs if p)
+        text, breaks = join_parts([p for p in paragraphs if p], headings)
         if not text:
             return None, "Word document without text"
         title = " ".join((title or "").split())[:200]
@@ -58,6 +63,7 @@ class DocxReader:
             kind=self.kind,
             author=" ".join((author or "").split())[:200],
             date=created.date().isoformat() if created else "",
+            breaks=breaks,
         ), ""
 
 

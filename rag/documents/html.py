@@ -47,7 +47,7 @@ class HtmlReader:
         # the page's title heads the text, as it does in a saved article, unless the article already starts with it
         if title and (not paragraphs or paragraphs[0].casefold() != title.casefold()):
             paragraphs.insert(0, title)
-        text = "\n\n".join(paragraphs)
+        text, breaks = join_parts(paragraphs, _headings(found))
         return Document(
             source=source,
             text=text,
@@ -58,4 +58,33 @@ class HtmlReader:
             url=http_url(found.url),
             author=" ".join((found.author or "").split())[:200],
             date=found.date or "",
+            breaks=breaks,
         ), ""
+
+
+def _headings(found) -> list[str]:
+    """The text of each heading of the extracted article, in order (trafilatura marks them ``head``)."""
+    body = getattr(found, "body", None)
+    if body is None:
+        return []
+    return [" ".join("".join(head.itertext()).split()) for head in body.iter("head")]
+
+
+def join_parts(paragraphs: list[str], headings: list[str]) -> tuple[str, tuple[int, ...]]:
+    """The paragraphs joined by blank lines, and the offset of each heading that follows a paragraph
+    (a heading right under another one belongs to the same part). ``headings`` come in text order."""
+    text = ""
+    breaks: list[int] = []
+    pending = list(headings)
+    after_heading = True
+    for paragraph in paragraphs:
+        if text:
+            text += "\n\n"
+        is_heading = bool(pending) and paragraph == pending[0]
+        if is_heading:
+            pending.pop(0)
+            if not after_heading:
+                breaks.append(len(text))
+        after_heading = is_heading
+        text += paragraph
+    return text, tuple(breaks)
