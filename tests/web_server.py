@@ -18,6 +18,19 @@ SEED_TEXT = (SEEDS / "000_7e6f9a2e3c46846f.txt").read_text(encoding="utf-8")
 ARTICLE_TITLE = "Les leçons d'Amazon pour la culture made in France"
 
 
+# path -> (status, Location)
+REDIRECTS = {
+    "/r1": (302, "/r2"),
+    "/r2": (301, "/r3"),
+    "/r3": (307, "article.html"),
+    "/loop-a": (302, "/loop-b"),
+    "/loop-b": (302, "/loop-a"),
+    "/to-file": (302, "file:///etc/passwd"),
+    "/to-private": (302, "http://10.1.2.3/intranet"),
+    "/to-metadata": (302, "http://169.254.169.254/latest/meta-data/"),
+}
+
+
 class Site:
     def __init__(self) -> None:
         self.page = make.article_page(SEED_TEXT, author="Abeline Majorel")
@@ -43,13 +56,29 @@ def _handler(site: Site):
             with contextlib.suppress(OSError):  # the client gave up first (the time limit tests)
                 self.wfile.write(body)
 
-        def redirect(self, status: int, location: str) -> None:
-            self.send(status, b"", Location=location)
+        def head(self, media_type: str, **headers) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", media_type)
+            for name, value in headers.items():
+                self.send_header(name.replace("_", "-"), value)
+            self.end_headers()
 
-        def do_GET(self) -> None:  # noqa: C901 - one branch per route
+        def stream(self, blocks, pause: float = 0.0) -> None:
+            with contextlib.suppress(OSError):  # the client hung up at its limit
+                for block in blocks:
+                    self.wfile.write(block)
+                    self.wfile.flush()
+                    time.sleep(pause)
+
+        def do_GET(self) -> None:
             site.hosts.append(self.headers.get("Host", ""))
             path = self.path
-            if path == "/article.html":
+            if path in REDIRECTS:
+                status, location = REDIRECTS[path]
+                self.send(status, b"", Location=location)
+            elif path.startswith("/hop/"):
+                self.send(302, b"", Location=f"/hop/{int(path[5:]) + 1}")
+            elif path == "/article.html":
                 self.send(200, site.page)
             elif path == "/rapport.pdf":
                 self.send(200, site.pdf, "application/pdf")
@@ -57,62 +86,22 @@ def _handler(site: Site):
                 self.send(200, site.pdf, "application/octet-stream", Content_Disposition='attachment; filename="rapport annuel.pdf"')
             elif path == "/texte":
                 self.send(200, SEED_TEXT.encode(), "text/plain; charset=utf-8")
-            elif path == "/r1":
-                self.redirect(302, "/r2")
-            elif path == "/r2":
-                self.redirect(301, "/r3")
-            elif path == "/r3":
-                self.redirect(307, "article.html")
-            elif path == "/loop-a":
-                self.redirect(302, "/loop-b")
-            elif path == "/loop-b":
-                self.redirect(302, "/loop-a")
-            elif path.startswith("/hop/"):
-                self.redirect(302, f"/hop/{int(path[5:]) + 1}")
-            elif path == "/missing":
-                self.send(404, b"<h1>Not Found</h1>")
             elif path == "/slow":
                 time.sleep(3)
                 self.send(200, site.page)
             elif path == "/trickle":
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", "100000")
-                self.end_headers()
-                try:
-                    for _ in range(40):
-                        self.wfile.write(b"<p>a</p>")
-                        self.wfile.flush()
-                        time.sleep(0.1)
-                except OSError:
-                    pass
+                self.head("text/html", Content_Length="100000")
+                self.stream([b"<p>a</p>"] * 40, pause=0.1)
             elif path == "/big-declared":
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", "50000000")
-                self.end_headers()
+                self.head("text/html", Content_Length="50000000")
             elif path == "/big-chunked":
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
+                self.head("text/html", Transfer_Encoding="chunked")
                 block = b"<p>" + b"x" * 65_000 + b"</p>"
-                try:
-                    for _ in range(60):
-                        self.wfile.write(f"{len(block):x}\r\n".encode() + block + b"\r\n")
-                    self.wfile.write(b"0\r\n\r\n")
-                except OSError:  # the client hung up at its limit
-                    pass
+                self.stream([f"{len(block):x}\r\n".encode() + block + b"\r\n"] * 60 + [b"0\r\n\r\n"])
             elif path == "/image.png":
                 self.send(200, b"\x89PNG\r\n\x1a\n" + bytes(100), "image/png")
-            elif path == "/to-file":
-                self.redirect(302, "file:///etc/passwd")
-            elif path == "/to-private":
-                self.redirect(302, "http://10.1.2.3/intranet")
-            elif path == "/to-metadata":
-                self.redirect(302, "http://169.254.169.254/latest/meta-data/")
             else:
-                self.send(404, b"")
+                self.send(404, b"<h1>Not Found</h1>")
 
     return Handler
 

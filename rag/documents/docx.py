@@ -5,14 +5,12 @@ whatever its headers claim."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import zipfile
 import zlib
 
 from ..types import Document
-from .clean import find_title
-from .html import join_parts
+from .assemble import join_parts, new_document, one_line
 
 MAX_UNPACKED_BYTES = 64_000_000  # a long Word document with pictures unpacks to a few MB
 MAX_MEMBERS = 10_000
@@ -53,17 +51,9 @@ class DocxReader:
         text, breaks = join_parts([p for p in paragraphs if p], headings)
         if not text:
             return None, "Word document without text"
-        title = " ".join((title or "").split())[:200]
-        return Document(
-            source=source,
-            text=text,
-            sha256=hashlib.sha256(raw).hexdigest(),
-            title=title or find_title(text) or source,
-            encoding="docx",
-            kind=self.kind,
-            author=" ".join((author or "").split())[:200],
-            date=created.date().isoformat() if created else "",
-            breaks=breaks,
+        return new_document(
+            source, raw, text, kind=self.kind, title=title, author=one_line(author),
+            date=created.date().isoformat() if created else "", breaks=breaks,
         ), ""
 
 

@@ -4,11 +4,10 @@ never run: scripts and styles are dropped with their content, and nothing the pa
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from ..types import Document
-from .clean import find_title
+from .assemble import join_parts, new_document, one_line
 from .links import http_url
 
 # trafilatura logs every page it finds too short or too noisy; the reason is reported to the user instead
@@ -48,17 +47,9 @@ class HtmlReader:
         if title and (not paragraphs or paragraphs[0].casefold() != title.casefold()):
             paragraphs.insert(0, title)
         text, breaks = join_parts(paragraphs, _headings(found))
-        return Document(
-            source=source,
-            text=text,
-            sha256=hashlib.sha256(raw).hexdigest(),
-            title=title or find_title(text) or source,
-            encoding="html",
-            kind=self.kind,
-            url=http_url(found.url),
-            author=" ".join((found.author or "").split())[:200],
-            date=found.date or "",
-            breaks=breaks,
+        return new_document(
+            source, raw, text, kind=self.kind, title=title, url=http_url(found.url), author=one_line(found.author),
+            date=found.date or "", breaks=breaks,
         ), ""
 
 
@@ -69,22 +60,3 @@ def _headings(found) -> list[str]:
         return []
     return [" ".join("".join(head.itertext()).split()) for head in body.iter("head")]
 
-
-def join_parts(paragraphs: list[str], headings: list[str]) -> tuple[str, tuple[int, ...]]:
-    """The paragraphs joined by blank lines, and the offset of each heading that follows a paragraph
-    (a heading right under another one belongs to the same part). ``headings`` come in text order."""
-    text = ""
-    breaks: list[int] = []
-    pending = list(headings)
-    after_heading = True
-    for paragraph in paragraphs:
-        if text:
-            text += "\n\n"
-        is_heading = bool(pending) and paragraph == pending[0]
-        if is_heading:
-            pending.pop(0)
-            if not after_heading:
-                breaks.append(len(text))
-        after_heading = is_heading
-        text += paragraph
-    return text, tuple(breaks)

@@ -7,13 +7,12 @@ with a reason that says so."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import re
 
 from ..types import Document
-from .clean import find_title
+from .assemble import new_document, one_line
 from .links import http_url
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)  # damaged files are reported as a reason instead
@@ -66,17 +65,9 @@ class PdfReader:
                 return None, "PDF without a text layer (a scanned document? run OCR on it first)"
             return None, "PDF without any text (empty or damaged pages)"
         title = _meta(metadata, "title")
-        return Document(
-            source=source,
-            text=text,
-            sha256=hashlib.sha256(raw).hexdigest(),
-            title=title if title and not _UNTITLED.match(title) else (find_title(text) or source),
-            encoding="pdf",
-            kind=self.kind,
-            url=http_url(url),
-            author=_meta(metadata, "author"),
-            date=_creation_date(metadata),
-            page_starts=tuple(page_starts),
+        return new_document(
+            source, raw, text, kind=self.kind, title="" if _UNTITLED.match(title) else title, url=http_url(url),
+            author=_meta(metadata, "author"), date=_creation_date(metadata), page_starts=tuple(page_starts),
         ), ""
 
 
@@ -157,7 +148,7 @@ def _meta(metadata, name: str) -> str:
         value = getattr(metadata, name, None) if metadata is not None else None
     except Exception:  # a damaged info dictionary only costs the title
         return ""
-    return " ".join(str(value).split())[:200] if value else ""
+    return one_line(value)
 
 
 def _short(exc: Exception) -> str:
