@@ -232,7 +232,8 @@ def sentence_ids(chunk: Chunk) -> list[int]:
 def _documents(version_dir: Path, manifest: Manifest, db: sqlite3.Connection) -> dict[str, DocumentInfo] | None:
     """The documents table's infos (None in a build older than it), checked against the manifest."""
     if not has_documents(db):
-        if manifest.chunker.get("chunker_version", 0) >= DOCUMENTS_SINCE:
+        version = manifest.chunker.get("chunker_version", 0)
+        if not isinstance(version, int) or version >= DOCUMENTS_SINCE:
             raise IndexCorruptError(f"the index at {version_dir} has no documents table; {REBUILD_HINT}")
         return None
     try:
