@@ -247,12 +247,13 @@ def add_url(
     limit = max_bytes or s.max_file_bytes
     got = fetch.fetch(url, fetch.FetchPolicy(allow_private=allow_private, timeout=timeout, max_bytes=limit))
     # the server's media type names the kind when the content does not tell (a page of plain text)
-    hint = f"link{EXTENSION_OF_KIND.get(got.kind, '')}"
-    kind, reason = kind_of(hint, got.body)
-    doc, reason = read_document(f"link{EXTENSION_OF_KIND[kind]}", got.body) if kind else (None, reason)
+    kind, reason = kind_of(f"link{EXTENSION_OF_KIND.get(got.kind, '')}", got.body)
+    placeholder = f"link{EXTENSION_OF_KIND.get(kind or '', '')}"
+    doc, reason = read_document(placeholder, got.body) if kind else (None, reason)
     if doc is None:
         raise InvalidDocumentError(f"the document at {got.url} cannot be indexed: {reason}")
-    name, replaces = names.link_name(doc.title, got.url, EXTENSION_OF_KIND[kind], s.seeds_dir)
+    title = "" if doc.title == placeholder else doc.title  # a reader falls back to the file name for a title
+    name, replaces = names.link_name(title, got.url, EXTENSION_OF_KIND[kind], s.seeds_dir, hint=got.name_hint)
     return add_document(name, got.body, overwrite=replaces, max_bytes=limit, url=got.url, settings=s)
 
 

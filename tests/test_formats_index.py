@@ -216,3 +216,20 @@ def test_rag_add_takes_files_and_links_and_reports_each_failure(fake_settings, t
     assert f"rag: error: {bad}: bad.pdf cannot be indexed: named as a PDF but it is an HTML page" in err
     assert "rag: error: ftp://example.com/a.pdf: only http:// and https:// links can be added" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 2
+
+
+def test_names_of_added_documents_are_safe_and_readable(tmp_path):
+    from rag.documents.names import link_name, upload_name
+
+    extensions = rag.Settings().extensions
+    assert upload_name("../../etc/notes.txt", extensions) == "notes.txt"
+    assert upload_name("..\\..\\rapport final.PDF", extensions) == "rapport final.pdf"
+    assert upload_name(".cache.md", extensions) == "cache.md"
+    with pytest.raises(rag.InvalidDocumentError, match="only .txt"):
+        upload_name("notes.txt.exe", extensions)
+    url = "https://www.example.fr/articles/2015/les-lecons-d-amazon?x=1"
+    assert link_name('Les leçons d’Amazon : "culture" / <France>?', url, ".html", tmp_path) == (
+        "Les leçons d'Amazon culture France.html", False)
+    assert link_name("", url, ".pdf", tmp_path, hint="../../rapport annuel.pdf") == ("rapport annuel.pdf", False)
+    assert link_name("", url, ".pdf", tmp_path) == ("les-lecons-d-amazon.pdf", False)
+    assert link_name("...", "https://www.example.fr/", ".html", tmp_path) == ("www.example.fr.html", False)

@@ -35,11 +35,12 @@ def shorten(stem: str, suffix: str) -> str:
     return (cut or "document") + suffix
 
 
-def link_name(title: str, url: str, extension: str, seeds_dir: Path) -> tuple[str, bool]:
+def link_name(title: str, url: str, extension: str, seeds_dir: Path, hint: str = "") -> tuple[str, bool]:
     """(file name, whether it replaces a file) for a document fetched from ``url``: its title, else the
-    last part of the address. The same link fetched again replaces its file; another document whose
-    title gives the same name gets ' (2)', ' (3)', ..."""
-    stem = _readable(title) or _readable(_last_part(url)) or _readable(urlsplit(url).hostname or "") or "page"
+    file name the server suggested (``hint``), else the last part of the address. The same link fetched
+    again replaces its file; another document that gets the same name gets ' (2)', ' (3)', ..."""
+    stem = (_readable(title) or _readable(PurePosixPath(hint).stem) or _readable(_last_part(url))
+            or _readable(urlsplit(url).hostname or "") or "page")
     base = shorten(stem, extension)
     for n in range(1, 1000):
         name = base if n == 1 else shorten(PurePosixPath(base).stem[: MAX_NAME_BYTES - 16] + f" ({n})", extension)
