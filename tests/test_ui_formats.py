@@ -46,7 +46,7 @@ def test_the_link_field_refuses_this_machine_unless_allowed(fake_settings, site)
     assert not any(p.suffix == ".html" for p in fake_settings.seeds_dir.iterdir())
     with running(fake_settings, allow_private_urls=True) as client:
         notice, panel, cleared = client.predict(f"{site.base}/r1", api_name="/add_url")
-        assert "rag-notice-success" in notice and f"Added {ARTICLE_TITLE}.html" in notice and cleared == ""
+        assert "rag-notice-success" in notice and render.escape(f"Added {ARTICLE_TITLE}.html") in notice and cleared == ""
         assert "<strong>6</strong> documents" in panel
 
 

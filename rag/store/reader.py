@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import tokenize
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -87,7 +88,8 @@ class IndexReader:
             raise IndexCorruptError(
                 f"the vector files in {version_dir} do not have the layout a build writes ({exc}); {REBUILD_HINT}"
             ) from exc
-        except (RuntimeError, MemoryError, OSError, ValueError, EOFError) as exc:  # ValueError: a bad .npy header
+        # ValueError, SyntaxError, tokenize.TokenError: what numpy's parser of a .npy header raises when it is damaged
+        except (RuntimeError, MemoryError, OSError, ValueError, EOFError, SyntaxError, tokenize.TokenError) as exc:
             raise IndexCorruptError(f"cannot read the vectors in {version_dir}: {exc}; {REBUILD_HINT}") from exc
         db = None
         try:
