@@ -28,6 +28,11 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-wait", action="store_true", help="fail at once if another rebuild is running")
     sp.add_argument("--json", action="store_true", help="print the report as JSON")
 
+    sp = sub.add_parser("add", help="add documents (files or http(s) links) to the seeds folder and index them")
+    sp.add_argument("items", nargs="+", metavar="PATH_OR_URL", help=".txt .md .html .pdf .docx files, or links to pages")
+    paths(sp)
+    sp.add_argument("--replace", action="store_true", help="replace a document of the same name")
+
     sp = sub.add_parser("ask", help="answer a question with cited passages")
     sp.add_argument("question")
     sp.add_argument("--k", type=int, default=5, help="passages to retrieve (default 5)")
@@ -49,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--host", default="127.0.0.1")
     sp.add_argument("--port", type=int, default=7860)
     sp.add_argument("--read-only", action="store_true", help="no upload and no rebuild from the page")
+    sp.add_argument(
+        "--allow-private-urls", action="store_true",
+        help="let visitors add links to this machine or its private network (refused by default)",
+    )
     return p
 
 
@@ -87,9 +96,41 @@ def _index(args, settings: Settings) -> int:
         f"{report.unchanged} unchanged; {report.chunks_embedded} chunks embedded, {report.total_chunks} in the index "
         f"({report.seconds:.1f} s)."
     )
+    if report.by_format:
+        print("Documents by format: " + ", ".join(f"{kind} {n}" for kind, n in report.by_format.items()) + ".")
     for source, reason in report.skipped:
         print(f"  skipped {source}: {reason}")
     return 0
+
+
+def _add(args, settings: Settings) -> int:
+    """Each item is added on its own: one that cannot be added is reported and the others still are."""
+    from pathlib import Path
+
+    from .api import add_document, add_url
+
+    failed = 0
+    for item in args.items:
+        try:
+            if "://" in item:
+                source, report = add_url(item, settings=settings)
+            else:
+                path = Path(item)
+                if not path.is_file():
+                    raise RagError(f"{item} is not a file")
+                if path.stat().st_size > settings.max_file_bytes:
+                    raise RagError(f"{item} is {path.stat().st_size:,} bytes; the limit is {settings.max_file_bytes:,}")
+                source, report = add_document(
+                    path.name, path.read_bytes(), overwrite=args.replace, max_bytes=settings.max_file_bytes,
+                    settings=settings,
+                )
+        except (RagError, OSError) as exc:
+            failed += 1
+            print(f"rag: error: {item}: {exc}", file=sys.stderr)
+            continue
+        chunks = next((f.chunks for f in report.files if f.source == source), 0)
+        print(f"Added {item} as {settings.seeds_dir / source} ({chunks} chunks).")
+    return 2 if failed else 0
 
 
 def _ask(args, settings: Settings) -> int:
@@ -103,9 +144,12 @@ def _ask(args, settings: Settings) -> int:
     if not ans.found:
         print(f"({ans.reason})")
     for c in ans.citations:
-        print(f"\n[{c.n}] {c.source} (characters {c.start}-{c.end}, score {c.score:.3f})")
+        page = f"page {c.page}, " if c.page else ""
+        print(f"\n[{c.n}] {c.source} ({page}characters {c.start}-{c.end}, score {c.score:.3f})")
         if c.title:
             print(f"    {c.title}")
+        if c.url:
+            print(f"    {c.url}")
         print(f"    “{c.quote}”")
     return 0
 
@@ -139,7 +183,7 @@ def _serve(args, settings: Settings) -> int:
     threading.Thread(target=load_model, name="rag-model-load", daemon=True).start()
     from ui.app import serve
 
-    serve(settings, host=args.host, port=args.port, read_only=args.read_only)
+    serve(settings, host=args.host, port=args.port, read_only=args.read_only, allow_private_urls=args.allow_private_urls)
     return 0
 
 
@@ -159,7 +203,7 @@ def _eval(args, settings: Settings) -> int:
     return 0
 
 
-COMMANDS = {"index": _index, "ask": _ask, "status": _status, "eval": _eval, "serve": _serve}
+COMMANDS = {"index": _index, "add": _add, "ask": _ask, "status": _status, "eval": _eval, "serve": _serve}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -38,7 +38,15 @@ class IndexBusyError(RagError):
 
 
 class InvalidDocumentError(RagError):
-    """An uploaded document is not a text file the product can index."""
+    """A document to add is not one the product can index (type, size, name or content)."""
+
+
+class FetchError(RagError):
+    """A link cannot be fetched (not http(s), unreachable, refused, too large, not a document)."""
+
+
+class DocumentNotFoundError(RagError):
+    """The index holds no document of that name."""
 
 
 # The advice every damaged-index message ends with.

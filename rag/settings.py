@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from .documents.chunk import CHUNKER_VERSION
+from .documents.formats import EXTENSIONS
 from .errors import ConfigError
 from .model.build import DEFAULT_MODEL_ID
 
@@ -35,7 +36,7 @@ class Settings:
     # a build stores the passages' word-piece states (for the token match) up to this many chunks, about
     # 180 KB of disk a chunk; above it the 20 best candidates' states are computed when a question needs them
     token_states_max_chunks: int = 2000
-    extensions: tuple[str, ...] = (".txt", ".md")
+    extensions: tuple[str, ...] = EXTENSIONS  # the files read (a file's kind is then told from its content)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds_dir", Path(self.seeds_dir))

@@ -78,8 +78,8 @@ def _link_markers(text: str, numbers: set[int], turn: int, citations: Iterable[r
 
 
 def render_citation_card(citation: rag.Citation, turn: int) -> str:
-    """A source card: number, article title, file, character span, score, and the passage with the
-    quoted sentence highlighted."""
+    """A source card: number, article title, file, page (PDFs), character span, score, a link to the
+    original page when there is one, and the passage with the quoted sentence highlighted."""
     return _card(
         number=citation.n,
         anchor=citation_anchor(turn, citation.n),
@@ -89,6 +89,8 @@ def render_citation_card(citation: rag.Citation, turn: int) -> str:
         end=citation.end,
         score=citation.score,
         passage=_highlight(citation),
+        page=citation.page,
+        url=citation.url,
     )
 
 
@@ -103,10 +105,12 @@ def render_nearest_card(hit: rag.Hit) -> str:
         end=hit.end,
         score=hit.score,
         passage=escape_multiline(hit.text),
+        page=hit.page,
+        url=hit.url,
     )
 
 
-def _card(*, number, anchor, title, source, start, end, score, passage) -> str:
+def _card(*, number, anchor, title, source, start, end, score, passage, page=None, url="") -> str:
     badge = f'<span class="rag-card-number">{number}</span>' if number is not None else ""
     anchor_attr = f' id="{escape(anchor)}"' if anchor else ""
     heading = escape(display_title(title, source))
@@ -115,11 +119,28 @@ def _card(*, number, anchor, title, source, start, end, score, passage) -> str:
         f'<div class="rag-card-head">{badge}<span class="rag-card-title">{heading}</span></div>'
         '<div class="rag-card-meta">'
         f'<span class="rag-card-source">{escape(source)}</span>'
+        f"{_page(page)}"
         f'<span class="rag-card-span">characters {start:,}–{end:,}</span>'
         f'<span class="rag-card-score">score {score:.3f}</span>'
+        f"{original_link(url)}"
         "</div>"
         f'<div class="rag-card-passage">{passage}</div>'
         "</div>"
+    )
+
+
+def _page(page: int | None) -> str:
+    return f'<span class="rag-card-page">page {int(page):,}</span>' if page else ""
+
+
+def original_link(url: str) -> str:
+    """A link to the document's original address: http(s) only, opened on a click in a new tab that gets
+    neither this page's window nor its address; the chat page itself never fetches it."""
+    if not url or not url.lower().startswith(("http://", "https://")):
+        return ""
+    return (
+        f'<a class="rag-card-link" href="{escape(url)}" target="_blank" rel="noopener noreferrer" '
+        f'referrerpolicy="no-referrer" title="{escape(url)}">original page ↗</a>'
     )
 
 
@@ -263,7 +284,10 @@ def answer_as_text(answer: rag.Answer) -> str:
             lines += ["", "Sources:"]
         for c in answer.citations:
             title = f" — {display_title(c.title, c.source)}" if c.title else ""
-            lines.append(f"[{c.n}] {c.source}, characters {c.start}-{c.end}, score {c.score:.3f}{title}")
+            page = f"page {c.page}, " if c.page else ""
+            lines.append(f"[{c.n}] {c.source}, {page}characters {c.start}-{c.end}, score {c.score:.3f}{title}")
+            if c.url:
+                lines.append(f"    {c.url}")
             lines.append(f"    “{_one_line(c.quote)}”")
         return "\n".join(lines)
     if answer.reason:
