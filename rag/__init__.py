@@ -4,6 +4,7 @@ from .api import (
     MAX_UPLOAD_BYTES,
     add_document,
     answer,
+    answer_stream,
     build_index,
     get_embedder,
     index_status,
@@ -19,15 +20,18 @@ from .errors import (
     IndexNotFoundError,
     InvalidDocumentError,
     InvalidQuestionError,
+    LLMError,
+    LLMTimeoutError,
     ModelError,
     RagError,
 )
 from .settings import Settings
-from .types import Answer, Chunk, Citation, Hit, IndexReport, IndexStatus
+from .types import Answer, AnswerSentence, Chunk, Citation, Hit, IndexReport, IndexStatus
 
 __all__ = [
     "MAX_UPLOAD_BYTES",
     "Answer",
+    "AnswerSentence",
     "Chunk",
     "Citation",
     "ConfigError",
@@ -41,11 +45,14 @@ __all__ = [
     "IndexStatus",
     "InvalidDocumentError",
     "InvalidQuestionError",
+    "LLMError",
+    "LLMTimeoutError",
     "ModelError",
     "RagError",
     "Settings",
     "add_document",
     "answer",
+    "answer_stream",
     "build_index",
     "get_embedder",
     "index_status",

@@ -41,5 +41,14 @@ class InvalidDocumentError(RagError):
     """An uploaded document is not a text file the product can index."""
 
 
+class LLMError(RagError):
+    """The language model configured to write answers failed (unreachable, an error, an unreadable reply);
+    the answer falls back to quoting the passages."""
+
+
+class LLMTimeoutError(LLMError):
+    """The language model did not answer within the timeout."""
+
+
 # The advice every damaged-index message ends with.
 REBUILD_HINT = "run `rag index --full` to rebuild it"
