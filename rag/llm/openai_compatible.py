@@ -64,14 +64,18 @@ class OpenAICompatibleClient:
             chunks = self._create(messages, stream=True)
         except Exception as exc:  # noqa: BLE001
             raise self._error(exc) from None
+        received = 0
         try:
             for chunk in chunks:
+                received += 1
                 if time.monotonic() > deadline:
                     # a server that trickles tokens never trips the read timeout
                     raise LLMTimeoutError(self._timeout_message())
                 piece = chunk.choices[0].delta.content if chunk.choices else None
                 if piece:
                     yield piece
+            if not received:  # not a stream of completion chunks at all
+                raise LLMError(f"the reply of the language model at {self._where} could not be read")
         except LLMError:
             raise
         except Exception as exc:  # noqa: BLE001
