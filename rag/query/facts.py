@@ -164,6 +164,7 @@ def missing_numbers(sentence: str, passage_text: str) -> list[str]:
 # --- names ---
 
 _NAME_TOKEN = re.compile(r"[\w][\w'’.&-]*[\w]|[\w]", re.UNICODE)
+_ELISION = re.compile(r"^(?:[ldjmnstc]|qu|jusqu|lorsqu|puisqu)['’](?=\w)", re.IGNORECASE)
 _OPENERS = ("«", '"', "“", "(", "[", ":", "—", "–", "-", "‘", "'")
 _URL = re.compile(r"\b(?:https?://|www\.)\S+|\b[\w.+-]+@[\w-]+\.[\w.]+", re.IGNORECASE)
 
@@ -186,7 +187,7 @@ def names(sentence: str) -> list[str]:
     run_starts_free = False
     previous_end = 0
     for m in _NAME_TOKEN.finditer(text):
-        token = m.group().rstrip(".")
+        token = _ELISION.sub("", m.group().rstrip("."))  # "l'Enssib", "d'Amazon": the name follows
         between = text[previous_end : m.start()]
         previous_end = m.end()
         at_start = not text[: m.start()].strip() or any(ch in between for ch in _OPENERS) or re.search(

@@ -66,7 +66,7 @@ def write(
         else:
             pieces.append(llm.complete(messages))
     except LLMError as exc:
-        log.warning("No written answer: %s", exc)
+        log.info("No written answer: %s", exc)  # the answer's note says so
         yield fall_back(quoted, str(exc))
         return
     yield check_reply("".join(pieces), quoted, passages, embedder, language)
@@ -129,4 +129,4 @@ def _removed_note(verdicts: Sequence[Verdict]) -> str:
         return ""
     count = f"{len(removed)} sentence{'s' if len(removed) > 1 else ''} of {len(verdicts)}"
     reasons = "; ".join(dict.fromkeys(v.problem for v in removed))
-    return f"{count} written by the language model {'were' if len(removed) > 1 else 'was'} removed ({reasons})."
+    return f"{count} written by the language model {'were' if len(removed) > 1 else 'was'} removed: {reasons}."
