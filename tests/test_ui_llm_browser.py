@@ -11,12 +11,14 @@ import pytest
 
 import rag
 
+from . import test_ui_browser
 from .llm_helpers import fake_llm_server
-from .ui_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, EXAMPLE_QUESTION, FIRST_SEED, copy_corpus, live_server
+from .ui_helpers import ARTIFACTS, EXAMPLE_QUESTION, FIRST_SEED, copy_corpus, live_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
 ANSWER_TIMEOUT_MS = 120_000
+browser = test_ui_browser.browser  # the same headless Chromium fixture
 
 
 @pytest.fixture(scope="module")
@@ -28,16 +30,6 @@ def corpus(real_settings, tmp_path_factory) -> rag.Settings:
 def llm(tmp_path_factory):
     with fake_llm_server(tmp_path_factory.mktemp("ui-llm-server")) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
