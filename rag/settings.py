@@ -42,7 +42,7 @@ class Settings:
     extensions: tuple[str, ...] = (".txt", ".md")
     # The user's own language model, which writes answers from the passages (rag.query.generate): an
     # OpenAI-compatible base URL such as http://127.0.0.1:11434/v1 (Ollama); "" quotes the passages only.
-    llm_url: str = field(default="", repr=False)  # shown by __repr__ without a user name or password
+    llm_url: str = ""  # without a user name or password: those are refused (the HTTP library logs URLs)
     llm_model: str = ""
     llm_api_key: str = field(default="", repr=False)  # a secret: never in repr, messages, logs or the UI
     llm_timeout: float = 60.0  # seconds for the whole reply; past it the quoted answer is shown
@@ -83,16 +83,13 @@ class Settings:
             parts.port  # noqa: B018 - raises on a port that is not a number
         except ValueError:
             raise ConfigError(f"the language model URL at {shown} has an invalid port") from None
+        if parts.username is not None or parts.password is not None:
+            # the HTTP library would log them with every request, and send them instead of the key
+            raise ConfigError(f"the language model URL must not carry a user name or password ({shown}); "
+                              "put the key in RAG_LLM_API_KEY instead")
         if not self.llm_model.strip():
             raise ConfigError(f"the language model URL is set ({shown}) but not the model to ask: set "
                               "RAG_LLM_MODEL or --llm-model (e.g. the name `ollama list` shows)")
-
-    def __repr__(self) -> str:
-        shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr]
-        shown.append(f"llm_url={without_credentials(self.llm_url)!r}")
-        if self.llm_api_key:
-            shown.append("llm_api_key='***'")
-        return f"Settings({', '.join(shown)})"
 
     @property
     def llm_configured(self) -> bool:
@@ -133,14 +130,6 @@ class Settings:
         now = self.chunker_settings()
         keys = sorted(set(built_with) | set(now))
         return ", ".join(f"{k}: {built_with.get(k)!r} -> {now.get(k)!r}" for k in keys if built_with.get(k) != now.get(k))
-
-
-def without_credentials(url: str) -> str:
-    """``url`` without the user name and password it may carry."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _require_int(name: str, value, low: int, high: int) -> None:

@@ -167,7 +167,8 @@ def test_language_model_settings_come_from_the_environment():
         ({"RAG_LLM_URL": "http://127.0.0.1:11434/v1"}, "RAG_LLM_MODEL"),
         ({"RAG_LLM_TIMEOUT": "soon"}, "RAG_LLM_TIMEOUT"),
         ({"RAG_LLM_TIMEOUT": "0"}, "llm_timeout"),
-        ({"RAG_LLM_URL": f"http://user:{SECRET}@host:99999999/v1", "RAG_LLM_MODEL": "m"}, "invalid port"),
+        ({"RAG_LLM_URL": "http://host:99999999/v1", "RAG_LLM_MODEL": "m"}, "invalid port"),
+        ({"RAG_LLM_URL": f"http://user:{SECRET}@host/v1", "RAG_LLM_MODEL": "m"}, "RAG_LLM_API_KEY instead"),
         ({"RAG_LLM_URL": f"http://user:{SECRET}@h ost/v1", "RAG_LLM_MODEL": "m", "RAG_LLM_API_KEY": SECRET},
          "http(s) address"),
     ],
@@ -178,12 +179,10 @@ def test_bad_language_model_settings_are_refused_without_showing_secrets(env, me
     assert message in str(caught.value) and SECRET not in str(caught.value)
 
 
-def test_the_api_key_and_url_credentials_never_show(corpus, quoted, caplog, capsys):
-    settings = dataclasses.replace(
-        corpus, llm_url=f"http://user:{SECRET}@127.0.0.1:9/v1", llm_model="m", llm_api_key=SECRET, llm_timeout=2
-    )
-    assert SECRET not in repr(settings) and SECRET not in str(settings)
-    assert "llm_api_key='***'" in repr(settings)
+def test_the_api_key_never_shows(corpus, quoted, caplog, capsys):
+    settings = dataclasses.replace(corpus, llm_url="http://127.0.0.1:9/v1", llm_model="m", llm_api_key=SECRET,
+                                   llm_timeout=2)
+    assert SECRET not in repr(settings) and SECRET not in str(settings) and "llm_model='m'" in repr(settings)
     caplog.set_level(logging.DEBUG)
     answer = rag.answer(QUESTION, settings=settings)  # nothing listens on port 9: the quoted answer, with why
     assert not answer.generated and answer.text == quoted.text and "cannot be reached" in answer.note
