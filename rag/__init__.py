@@ -5,6 +5,7 @@ from .api import (
     add_document,
     add_url,
     answer,
+    answer_stream,
     build_index,
     document_text,
     get_embedder,
@@ -23,15 +24,18 @@ from .errors import (
     IndexNotFoundError,
     InvalidDocumentError,
     InvalidQuestionError,
+    LLMError,
+    LLMTimeoutError,
     ModelError,
     RagError,
 )
 from .settings import Settings
-from .types import Answer, Chunk, Citation, Hit, IndexReport, IndexStatus
+from .types import Answer, AnswerSentence, Chunk, Citation, Hit, IndexReport, IndexStatus
 
 __all__ = [
     "MAX_UPLOAD_BYTES",
     "Answer",
+    "AnswerSentence",
     "Chunk",
     "Citation",
     "ConfigError",
@@ -47,12 +51,15 @@ __all__ = [
     "IndexStatus",
     "InvalidDocumentError",
     "InvalidQuestionError",
+    "LLMError",
+    "LLMTimeoutError",
     "ModelError",
     "RagError",
     "Settings",
     "add_document",
     "add_url",
     "answer",
+    "answer_stream",
     "build_index",
     "document_text",
     "get_embedder",

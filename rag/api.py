@@ -1,4 +1,5 @@
-"""The public API: ``build_index``, ``search``, ``answer``, ``get_embedder``, ``index_status``.
+"""The public API: ``build_index``, ``search``, ``answer`` (and ``answer_stream``), ``get_embedder``,
+``index_status``.
 
 These functions are the library's edge: they read ``RAG_*`` environment variables (through
 ``Settings.from_env``) and keep one loaded model and one loaded index per process."""
@@ -7,14 +8,17 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 from . import indexer
-from .errors import IndexCorruptError, IndexNotFoundError
+from .errors import ConfigError, IndexCorruptError, IndexNotFoundError
+from .llm import LLMClient, OpenAICompatibleClient
 from .model import registry
 from .model.base import TOKEN_LAYER, Embedder
 from .query import compose, reference
+from .query import generate as writer
 from .query.decide import BACKGROUND_POOL, decide
 from .query.place import place_answer, place_hits
 from .query.retrieve import clamp_k, fit_to_model, rank, validate_question
@@ -97,9 +101,8 @@ def _reader(s: Settings, embedder: Embedder) -> IndexReader:
         return _readers[key]
 
 
-def _prepare(question, k, seeds_dir, index_dir, model, settings):
+def _prepare(question, k, s: Settings):
     """Validate the question (before any model loads), then load the model and the live index."""
-    s = _settings(seeds_dir, index_dir, model, settings)
     text = validate_question(question)
     embedder = get_embedder(s.model)
     text = fit_to_model(text, embedder)
@@ -114,14 +117,36 @@ def _stored_states(reader: IndexReader):
 
 def search(question: str, k: int = 5, index_dir=None, *, seeds_dir=None, model=None, settings=None) -> list[Hit]:
     """The ``k`` passages closest to the question, best first."""
-    text, embedder, reader, k = _prepare(question, k, seeds_dir, index_dir, model, settings)
+    s = _settings(seeds_dir, index_dir, model, settings)
+    text, embedder, reader, k = _prepare(question, k, s)
     query_vec, token_scorer = embed_question(embedder, text, _stored_states(reader))
     return place_hits([scored.to_hit() for scored in rank(reader, text, query_vec, k, token_scorer)], reader.document_info)
 
 
-def answer(question: str, k: int = 5, index_dir=None, seeds_dir=None, *, model=None, settings=None) -> Answer:
-    """A short answer quoting the passages that support it, or ``found=False`` when none does."""
-    text, embedder, reader, k = _prepare(question, k, seeds_dir, index_dir, model, settings)
+def answer(
+    question: str, k: int = 5, index_dir=None, seeds_dir=None, *, model=None, settings=None,
+    generate: bool | None = None, llm: LLMClient | None = None,
+) -> Answer:
+    """A short answer citing the passages that support it, or ``found=False`` when none does.
+
+    ``generate``: True has the configured language model (``RAG_LLM_URL``, or ``llm``) write it from the
+    passages, every sentence checked against its citation; False quotes the passages; None (default)
+    writes when a language model is configured."""
+    *_, final = _answer_events(question, k, _settings(seeds_dir, index_dir, model, settings), generate, llm, False)
+    return final
+
+
+def answer_stream(
+    question: str, k: int = 5, index_dir=None, seeds_dir=None, *, model=None, settings=None,
+    generate: bool | None = None, llm: LLMClient | None = None,
+) -> Iterator[str | Answer]:
+    """Like ``answer``, for a page that shows the language model's text as it comes: yields pieces of
+    text (not yet checked) while the model writes, then the final ``Answer``, which is always last."""
+    yield from _answer_events(question, k, _settings(seeds_dir, index_dir, model, settings), generate, llm, True)
+
+
+def _answer_events(question, k, s: Settings, generate, llm, stream: bool) -> Iterator[str | Answer]:
+    text, embedder, reader, k = _prepare(question, k, s)
     query_vec, token_scorer = embed_question(embedder, text, _stored_states(reader))
     ranked = rank(reader, text, query_vec, max(k, BACKGROUND_POOL), token_scorer)
     # the answer is drafted first so that the decision can check what it would quote
@@ -129,10 +154,39 @@ def answer(question: str, k: int = 5, index_dir=None, seeds_dir=None, *, model=N
     quotes = [c.quote for c in draft.citations]
     found, confidence, reason = decide(text, ranked, reference.closest(embedder, query_vec), quotes)
     if not found:
-        result = compose.compose(question, ranked[:k], found=False, confidence=confidence, reason=reason)
-    else:
-        result = replace(draft, confidence=confidence, reason=reason if draft.found else draft.reason)
-    return place_answer(result, reader.document_info)
+        yield place_answer(
+            compose.compose(question, ranked[:k], found=False, confidence=confidence, reason=reason), reader.document_info
+        )
+        return
+    quoted = place_answer(replace(draft, confidence=confidence, reason=reason if draft.found else draft.reason),
+                          reader.document_info)
+    client = _language_model(s, generate, llm)
+    if client is None or not quoted.found:
+        yield quoted  # a declined question never reaches the language model
+        return
+    try:
+        passages = writer.passages_for(quoted.citations, ranked, reader)
+        for event in writer.write(question, quoted, passages, client, embedder, stream=stream):
+            yield place_answer(event, reader.document_info) if isinstance(event, Answer) else event
+    finally:
+        if llm is None:
+            client.close()
+
+
+def _language_model(s: Settings, generate: bool | None, llm: LLMClient | None):
+    """The client that writes answers, or None to quote the passages."""
+    if generate is False:
+        return None
+    if llm is not None:
+        return llm
+    if s.llm_configured:
+        return OpenAICompatibleClient(s.llm_url, s.llm_model, s.llm_api_key, s.llm_timeout)
+    if generate:
+        raise ConfigError(
+            "no language model is configured to write the answer: set RAG_LLM_URL and RAG_LLM_MODEL "
+            "(or --llm-url and --llm-model)"
+        )
+    return None
 
 
 def index_status(index_dir=None, seeds_dir=None, *, settings=None) -> IndexStatus:

@@ -15,6 +15,10 @@ from .settings import Settings
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rag", description="Ask questions about a folder of articles, with cited passages.")
     p.add_argument("--model", help="sentence-transformers model name or directory (default: multilingual-e5-small)")
+    p.add_argument("--llm-url", metavar="URL",
+                   help="an OpenAI-compatible server that writes the answers, e.g. http://127.0.0.1:11434/v1 "
+                        "(default RAG_LLM_URL; none: answers quote the passages)")
+    p.add_argument("--llm-model", metavar="NAME", help="the model to ask at --llm-url (default RAG_LLM_MODEL)")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -38,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--k", type=int, default=5, help="passages to retrieve (default 5)")
     paths(sp)
     sp.add_argument("--json", action="store_true", help="print the answer as JSON")
+    sp.add_argument("--quote", action="store_true", help="quote the passages even when a language model is set")
 
     sp = sub.add_parser("status", help="what the index holds and whether the seeds changed since")
     paths(sp)
@@ -69,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         settings = Settings.from_env(
-            seeds_dir=getattr(args, "seeds", None), index_dir=getattr(args, "index", None), model=args.model
+            seeds_dir=getattr(args, "seeds", None), index_dir=getattr(args, "index", None), model=args.model,
+            llm_url=args.llm_url, llm_model=args.llm_model,
         )
         return COMMANDS[args.command](args, settings)
     except RagError as exc:
@@ -136,11 +142,15 @@ def _add(args, settings: Settings) -> int:
 def _ask(args, settings: Settings) -> int:
     from .api import answer
 
-    ans = answer(args.question, k=args.k, settings=settings)
+    ans = answer(args.question, k=args.k, settings=settings, generate=False if args.quote else None)
     if args.json:
         print(json.dumps(asdict(ans), indent=2, ensure_ascii=False))
         return 0
     print(ans.text)
+    if ans.generated:
+        print(f"(written by {settings.llm_model} from the passages below; each sentence checked against its source)")
+    if ans.note:
+        print(f"({ans.note})")
     if not ans.found:
         print(f"({ans.reason})")
     for c in ans.citations:
@@ -196,7 +206,7 @@ def _eval(args, settings: Settings) -> int:
     result = evaluate.run(
         Path(args.file),
         lambda q, k: search(q, k=k, settings=settings),
-        lambda q: answer(q, settings=settings),
+        lambda q: answer(q, settings=settings, generate=False),  # scores retrieval and the quoted answer
         k=args.k,
     )
     print(json.dumps(asdict(result), indent=2, ensure_ascii=False) if args.json else evaluate.format_table(result))

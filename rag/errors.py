@@ -49,5 +49,14 @@ class DocumentNotFoundError(RagError):
     """The index holds no document of that name."""
 
 
+class LLMError(RagError):
+    """The language model configured to write answers failed (unreachable, an error, an unreadable reply);
+    the answer falls back to quoting the passages."""
+
+
+class LLMTimeoutError(LLMError):
+    """The language model did not answer within the timeout."""
+
+
 # The advice every damaged-index message ends with.
 REBUILD_HINT = "run `rag index --full` to rebuild it"

@@ -86,6 +86,16 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class AnswerSentence:
+    """One sentence of an answer and the citations it rests on (their ``n``); ``supported_by`` is the
+    one whose passage holds the closest sentence."""
+
+    text: str  # without its [n] markers
+    citations: tuple[int, ...]
+    supported_by: int
+
+
+@dataclass(frozen=True)
 class Answer:
     question: str
     text: str
@@ -94,6 +104,9 @@ class Answer:
     confidence: float = 0.0
     reason: str = ""
     nearest: list[Hit] = field(default_factory=list)  # shown as "not answering" when found is False
+    sentences: tuple[AnswerSentence, ...] = ()
+    generated: bool = False  # written by the configured language model (every sentence checked), not quoted
+    note: str = ""  # sentences of the written answer removed, or why the quoted answer is shown instead
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
 ``rag serve`` runs. All retrieval goes through the public ``rag`` API and all HTML through ``ui.render``.
 
 Endpoints a script can call with gradio_client:
-- ``/chat`` (question) -> answer text with [n] markers and the numbered sources, plain text;
+- ``/chat`` (question) -> answer text with [n] markers and the numbered sources, plain text (written by the
+  configured language model when there is one, then checked, as on the page);
 - ``/add_document`` (file, replace), ``/add_url`` (link) and ``/rebuild_index`` (full: re-embed everything) ->
   (notice, index panel, ...), all absent, not just hidden, when the app is read-only. Links to this machine or
   its private network are refused unless the app was started with ``allow_private_urls``.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -187,20 +189,27 @@ class _Handlers:
         question = sample[0] if isinstance(sample, list | tuple) else sample
         return self.take_question(str(question or ""), history)
 
-    def answer_pending(self, question: str, history: list) -> list:
+    def answer_pending(self, question: str, history: list) -> Iterator[list]:
+        """The answer; a written one shows its text as the language model writes it, then the checked answer."""
         if not question:
-            return history
+            yield history
+            return
         turn = sum(1 for m in history if _role(m) == "assistant") + 1
+        written = ""
         try:
-            answer = rag.answer(question, settings=self.settings)
-            reply = render.render_answer(answer, turn)
+            for event in rag.answer_stream(question, settings=self.settings):
+                if isinstance(event, str):
+                    written += event
+                    yield [*history, {"role": "assistant", "content": render.render_draft(written)}]
+                else:
+                    reply = render.render_answer(event, turn, writer=self.settings.llm_model)
         except rag.RagError as exc:
             gr.Warning(render.escape(str(exc)))
             reply = render.render_error(str(exc))
         except Exception:
             log.exception("answering %r failed", question)
             reply = render.render_error("the answer could not be computed; the details are in the server log")
-        return [*history, {"role": "assistant", "content": reply}]
+        yield [*history, {"role": "assistant", "content": reply}]
 
     # --- chat (API) ---
 
@@ -341,6 +350,9 @@ def serve(
         _port_refused(host, port)
     mode = " (read-only)" if read_only else ""
     print(f"Ask the articles{mode} is running at {url}  (Ctrl+C to stop)", flush=True)
+    if settings.llm_configured:
+        print(f"Answers are written by the language model {settings.llm_model} and checked against the passages.",
+              flush=True)
     app.block_thread()
 
 
@@ -363,7 +375,7 @@ def _warm_up(settings: rag.Settings, read_only: bool) -> None:
         if not status.exists and not read_only:
             print("No index yet: building it from", settings.seeds_dir, flush=True)
             rag.build_index(settings=settings, show_progress=True)
-        rag.answer("warm-up", settings=settings)
+        rag.answer("warm-up", settings=settings, generate=False)
     except (rag.IndexNotFoundError, rag.EmptyCorpusError) as exc:
         # Still serve: the side panel says there is no index, and an upload can start one.
         print(f"No index yet ({exc}); the page will say so until one is built.", flush=True)

@@ -45,17 +45,47 @@ def render_question(question: str) -> str:
     return f'<div class="rag-question">{escape_multiline(question)}</div>'
 
 
-def render_answer(answer: rag.Answer, turn: int) -> str:
+def render_answer(answer: rag.Answer, turn: int, writer: str = "") -> str:
     """One assistant message: the short answer with linked [n] markers, then one card per citation,
-    or, when the documents do not answer, a plain statement and the nearest passages tucked away."""
+    or, when the documents do not answer, a plain statement and the nearest passages tucked away.
+    A written answer says so (``writer``: the language model's name), and a note says what was removed
+    or why the passages are quoted instead of a written answer."""
     if not answer.found:
         return render_not_found(answer)
     numbers = {c.n for c in answer.citations}
     cards = "".join(render_citation_card(c, turn) for c in answer.citations)
+    kind = " rag-generated" if answer.generated else ""
     return (
-        '<div class="rag-answer">'
+        f'<div class="rag-answer{kind}">'
+        f"{_provenance(answer, writer)}"
         f'<p class="rag-answer-text">{_link_markers(answer.text, numbers, turn, answer.citations)}</p>'
+        f"{_note(answer)}"
         f'<div class="rag-cards" aria-label="Sources">{cards}</div>'
+        "</div>"
+    )
+
+
+def _provenance(answer: rag.Answer, writer: str) -> str:
+    if not answer.generated:
+        return ""
+    by = f" ({escape(writer)})" if writer else ""
+    return (
+        f'<p class="rag-provenance">Written by your language model{by} from the passages below; '
+        "every sentence was checked against the passage it cites.</p>"
+    )
+
+
+def _note(answer: rag.Answer) -> str:
+    return f'<p class="rag-note">{escape(answer.note)}</p>' if answer.note else ""
+
+
+def render_draft(text: str) -> str:
+    """The language model's text while it writes: shown as it comes, marked as not yet checked."""
+    return (
+        '<div class="rag-draft">'
+        '<p class="rag-draft-label">Writing… each sentence is checked against its passage when the answer is '
+        "complete.</p>"
+        f'<p class="rag-draft-text">{escape_multiline(text) or "…"}</p>'
         "</div>"
     )
 
@@ -279,6 +309,10 @@ def answer_as_text(answer: rag.Answer) -> str:
     """The answer for scripts (the /chat API): the text with its [n] markers, then the numbered sources
     with the quoted sentence, or the nearest passages marked as not answering. Plain text, no HTML."""
     lines = [answer.text]
+    if answer.generated:
+        lines.append("(written by your language model from the sources below; each sentence checked against its source)")
+    if answer.note:
+        lines.append(f"({answer.note})")
     if answer.found:
         if answer.citations:
             lines += ["", "Sources:"]

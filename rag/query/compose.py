@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..types import Answer, Citation
+from ..types import Answer, AnswerSentence, Citation
 from .answer_type import quantity_asked
 from .retrieve import Scored, is_question
 
@@ -120,6 +120,7 @@ def compose(
     chosen.sort(key=lambda s: (s.rank, s.start))
     citations: list[Citation] = []
     parts: list[str] = []
+    quoted: list[AnswerSentence] = []
     for s in chosen:
         hit = hits[s.rank]
         same = next((c for c in citations if c.start == hit.start and c.source == hit.source), None)
@@ -128,6 +129,7 @@ def compose(
             merged = replace(same, quote=hit.text[same.quote_start - hit.start : s.end], quote_end=hit.start + s.end)
             citations[citations.index(same)] = merged
             parts.append(f"{s.text} [{same.n}]")
+            quoted.append(AnswerSentence(s.text, (same.n,), same.n))
             continue
         n = len(citations) + 1
         citations.append(
@@ -137,4 +139,5 @@ def compose(
             )
         )
         parts.append(f"{s.text} [{n}]")
-    return Answer(question, " ".join(parts), True, citations, confidence, reason, nearest=[])
+        quoted.append(AnswerSentence(s.text, (n,), n))
+    return Answer(question, " ".join(parts), True, citations, confidence, reason, nearest=[], sentences=tuple(quoted))
