@@ -100,7 +100,9 @@ def _ask(args, settings: Settings) -> int:
         print(json.dumps(asdict(ans), indent=2, ensure_ascii=False))
         return 0
     print(ans.text)
-    if not ans.found:
+    if ans.found:
+        print(f"({ans.support}, confidence {ans.confidence:.2f})")
+    else:
         print(f"({ans.reason})")
     for c in ans.citations:
         print(f"\n[{c.n}] {c.source} (characters {c.start}-{c.end}, score {c.score:.3f})")

@@ -52,9 +52,15 @@ def render_answer(answer: rag.Answer, turn: int) -> str:
         return render_not_found(answer)
     numbers = {c.n for c in answer.citations}
     cards = "".join(render_citation_card(c, turn) for c in answer.citations)
+    support = (
+        f'<p class="rag-support rag-support-{answer.support.split()[0]}" '
+        f'title="Confidence {answer.confidence:.2f}: the estimated probability that the cited passages answer the question">'
+        f"{escape(answer.support.capitalize())} <span class=\"rag-confidence\">({answer.confidence:.0%})</span></p>"
+    )
     return (
         '<div class="rag-answer">'
         f'<p class="rag-answer-text">{_link_markers(answer.text, numbers, turn, answer.citations)}</p>'
+        f"{support}"
         f'<div class="rag-cards" aria-label="Sources">{cards}</div>'
         "</div>"
     )
@@ -259,6 +265,7 @@ def answer_as_text(answer: rag.Answer) -> str:
     with the quoted sentence, or the nearest passages marked as not answering. Plain text, no HTML."""
     lines = [answer.text]
     if answer.found:
+        lines.append(f"({answer.support}, confidence {answer.confidence:.2f})")
         if answer.citations:
             lines += ["", "Sources:"]
         for c in answer.citations:
