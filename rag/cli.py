@@ -151,7 +151,9 @@ def _ask(args, settings: Settings) -> int:
         print(f"(written by {settings.llm_model} from the passages below; each sentence checked against its source)")
     if ans.note:
         print(f"({ans.note})")
-    if not ans.found:
+    if ans.found:
+        print(f"({ans.support}, confidence {ans.confidence:.2f})")
+    else:
         print(f"({ans.reason})")
     for c in ans.citations:
         page = f"page {c.page}, " if c.page else ""

@@ -95,18 +95,29 @@ class AnswerSentence:
     supported_by: int
 
 
+# Words for a confidence a reader understands, from the highest level reached (rag/query/confidence.py
+# says what the number means: the probability that the answer cites a passage that answers).
+SUPPORT_LEVELS = ((0.9, "well supported"), (0.6, "partly supported"), (0.0, "weakly supported"))
+
+
 @dataclass(frozen=True)
 class Answer:
     question: str
     text: str
     found: bool
     citations: list[Citation] = field(default_factory=list)
+    # the probability, fitted on labelled questions, that the answer cites a passage that answers the question
     confidence: float = 0.0
     reason: str = ""
     nearest: list[Hit] = field(default_factory=list)  # shown as "not answering" when found is False
     sentences: tuple[AnswerSentence, ...] = ()
     generated: bool = False  # written by the configured language model (every sentence checked), not quoted
     note: str = ""  # sentences of the written answer removed, or why the quoted answer is shown instead
+
+    @property
+    def support(self) -> str:
+        """The confidence in words: "well supported", "partly supported" or "weakly supported"."""
+        return next(words for level, words in SUPPORT_LEVELS if self.confidence >= level)
 
 
 @dataclass(frozen=True)

@@ -372,8 +372,9 @@ def test_answer_as_text_is_plain_and_numbered():
     citation = hostile_citation()
     answer = rag.Answer(question="q", text=f"{citation.quote} [1]", found=True, citations=[citation])
     text = render.answer_as_text(answer)
-    assert text.splitlines()[2] == "Sources:"
-    assert text.splitlines()[3].startswith("[1] <img src=x onerror=alert(2)>.txt, characters 100-")
+    assert text.splitlines()[1].startswith("(") and "confidence" in text.splitlines()[1]
+    assert text.splitlines()[3] == "Sources:"
+    assert text.splitlines()[4].startswith("[1] <img src=x onerror=alert(2)>.txt, characters 100-")
     hit = rag.Hit(source="s.txt", text="close\nbut no", start=1, end=9, score=0.5)
     not_found = rag.Answer(question="q", text="No answer.", found=False, reason="too far", nearest=[hit])
     assert render.answer_as_text(not_found).splitlines() == [

@@ -55,11 +55,17 @@ def render_answer(answer: rag.Answer, turn: int, writer: str = "") -> str:
     numbers = {c.n for c in answer.citations}
     cards = "".join(render_citation_card(c, turn) for c in answer.citations)
     kind = " rag-generated" if answer.generated else ""
+    support = (
+        f'<p class="rag-support rag-support-{answer.support.split()[0]}" '
+        f'title="Confidence {answer.confidence:.2f}: the estimated probability that the cited passages answer the question">'
+        f"{escape(answer.support.capitalize())} <span class=\"rag-confidence\">({answer.confidence:.0%})</span></p>"
+    )
     return (
         f'<div class="rag-answer{kind}">'
         f"{_provenance(answer, writer)}"
         f'<p class="rag-answer-text">{_link_markers(answer.text, numbers, turn, answer.citations)}</p>'
         f"{_note(answer)}"
+        f"{support}"
         f'<div class="rag-cards" aria-label="Sources">{cards}</div>'
         "</div>"
     )
@@ -314,6 +320,7 @@ def answer_as_text(answer: rag.Answer) -> str:
     if answer.note:
         lines.append(f"({answer.note})")
     if answer.found:
+        lines.append(f"({answer.support}, confidence {answer.confidence:.2f})")
         if answer.citations:
             lines += ["", "Sources:"]
         for c in answer.citations:
