@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from .documents.chunk import MIN_CHUNK_TOKENS, chunk_document, embedding_text
-from .documents.discover import discover, read_seed
+from .documents.discover import discover, load_seed, parse_seed
+from .documents.formats import cleans_boilerplate
 from .errors import UNUSABLE_INDEX, ConfigError, EmptyCorpusError, IndexBusyError
 from .model.base import TOKEN_LAYER, Embedder
 from .query.lexical import tokens
@@ -69,14 +71,17 @@ def build_index(
     old_reader = None
     try:
         _hook(crash_hook, "locked")
-        documents, skipped = _read_corpus(settings)
-        if not documents:
+        old_reader, old_manifest, reason = _previous(store, settings, embedder, full)
+        known = {src: e.sha256 for src, e in old_manifest.seeds.items()} if old_manifest and not full and not reason else {}
+        corpus = _read_corpus(settings, known)
+        skipped = corpus.skipped
+        if not corpus.documents and not corpus.unchanged:
             detail = f" ({len(skipped)} file(s) skipped)" if skipped else ""
             raise EmptyCorpusError(
-                f"no readable .txt or .md document in {settings.seeds_dir}{detail}; nothing was indexed"
+                f"no readable document ({', '.join(settings.extensions)}) in {settings.seeds_dir}{detail}; "
+                "nothing was indexed"
             )
-        old_reader, old_manifest, reason = _previous(store, settings, embedder, full)
-        plan = _plan(documents, old_manifest, full, reason)
+        plan = _plan(corpus, old_manifest, full, reason)
         files = [SeedChange(s, "skipped", reason=r) for s, r in skipped]
         if old_manifest is not None and not plan.full and not plan.added and not plan.changed and not plan.removed:
             store.collect_garbage()  # what a killed rebuild left behind
@@ -85,7 +90,7 @@ def build_index(
                 added=0, changed=0, removed=0, unchanged=len(plan.unchanged), chunks_embedded=0,
                 total_chunks=old_manifest.total_chunks, skipped=skipped,
                 seconds=time.perf_counter() - started, files=files,
-                index_path=store.location(old_reader) if old_reader else "",
+                index_path=store.location(old_reader) if old_reader else "", by_format=_by_format(old_manifest),
             )
         if plan.full and plan.reason:
             log.warning("Full rebuild: %s", plan.reason)
@@ -99,7 +104,7 @@ def build_index(
                 overlap_tokens=settings.chunk_overlap_tokens,
                 count_tokens=embedder.count_tokens,
                 first_id=next_id,
-                clean=settings.clean_boilerplate,
+                clean=settings.clean_boilerplate and cleans_boilerplate(doc.kind),
             )
             next_id += len(chunks)
             per_doc[doc.source] = chunks
@@ -136,6 +141,7 @@ def build_index(
                     title=doc.title,
                     encoding=doc.encoding,
                     chars=len(doc.text),
+                    kind=doc.kind,
                 )
             manifest = Manifest(
                 model_id=embedder.model_id,
@@ -151,7 +157,8 @@ def build_index(
             if keep_states:
                 kept = sorted(i for s in plan.unchanged for i in seeds[s].chunk_ids) if incremental else []
                 token_states = TokenStates(TOKEN_LAYER, _token_items(old_reader, kept, new_chunks, new_states, embedder))
-            version = writer.commit(manifest, remove_ids, token_states)
+            version = writer.commit(manifest, remove_ids, token_states, remove_sources=gone if incremental else [],
+                                   add_documents=plan.added + plan.changed)
         finally:
             writer.close()
         files += [SeedChange(d.source, "added", len(per_doc[d.source])) for d in plan.added]
@@ -174,6 +181,7 @@ def build_index(
             rebuild_reason=plan.reason,
             files=sorted(files, key=lambda f: f.source),
             index_path=version,
+            by_format=_by_format(manifest),
         )
     finally:
         if old_reader is not None:
@@ -200,18 +208,35 @@ def _check_chunk_size(settings: Settings, embedder: Embedder) -> None:
         )
 
 
-def _read_corpus(settings: Settings) -> tuple[list[Document], list[tuple[str, str]]]:
+@dataclass(frozen=True)
+class Corpus:
+    documents: list[Document]  # read: every seed for a full build, else the new and changed ones
+    unchanged: list[str]  # seeds whose digest the previous build holds: not parsed again
+    skipped: list[tuple[str, str]]  # (source, reason), sorted
+
+
+def _read_corpus(settings: Settings, known: dict[str, str]) -> Corpus:
+    """Read the seeds; one whose bytes (and link) have the digest ``known`` records is not parsed again."""
     seeds, skipped = discover(settings.seeds_dir, settings.extensions)
-    documents = []
+    documents, unchanged = [], []
     for seed in seeds:
-        doc, reason = read_seed(seed, settings.max_file_bytes)
+        loaded, reason = load_seed(seed, settings.max_file_bytes)
+        if loaded is not None and known.get(seed.source) == loaded.sha256:
+            unchanged.append(seed.source)
+            continue
+        doc, reason = parse_seed(seed.source, loaded) if loaded is not None else (None, reason)
         if doc is None:
             skipped.append((seed.source, reason))
         else:
             documents.append(doc)
     for source, reason in skipped:
         log.warning("Skipped %s: %s", source, reason)
-    return documents, sorted(skipped)
+    return Corpus(documents, unchanged, sorted(skipped))
+
+
+def _by_format(manifest: Manifest) -> dict[str, int]:
+    counts = Counter(e.kind for e in manifest.seeds.values())
+    return dict(sorted(counts.items()))
 
 
 def _previous(
@@ -246,16 +271,16 @@ def _previous(
     return reader, manifest, ""
 
 
-def _plan(documents: list[Document], old: Manifest | None, full: bool, reason: str) -> Plan:
+def _plan(corpus: Corpus, old: Manifest | None, full: bool, reason: str) -> Plan:
     if old is None or full:
         why = reason or ("a full rebuild was asked for" if full and old is not None else "")
-        return Plan(True, why, documents, [], [], [])
-    current = {d.source: d for d in documents}
-    added = [d for s, d in current.items() if s not in old.seeds]
-    changed = [d for s, d in current.items() if s in old.seeds and old.seeds[s].sha256 != d.sha256]
-    unchanged = [s for s, d in current.items() if s in old.seeds and old.seeds[s].sha256 == d.sha256]
-    removed = [s for s in old.seeds if s not in current]
-    return Plan(False, "", added, changed, removed, unchanged)
+        return Plan(True, why, corpus.documents, [], [], [])
+    read = {d.source: d for d in corpus.documents}
+    added = [d for s, d in read.items() if s not in old.seeds]
+    changed = [d for s, d in read.items() if s in old.seeds]  # read again: its digest differs
+    present = set(read) | set(corpus.unchanged)
+    removed = [s for s in old.seeds if s not in present]
+    return Plan(False, "", added, changed, removed, list(corpus.unchanged))
 
 
 def _stores_token_states(settings: Settings, embedder: Embedder, total_chunks: int) -> bool:

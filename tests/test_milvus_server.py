@@ -18,7 +18,7 @@ import rag
 from rag.store.backend import open_store
 from tests.conftest import REPO
 from tests.milvus_helpers import TOKEN, MilvusServerProcess, forget_store
-from tests.test_store_contract import QUESTIONS, _snapshot
+from tests.test_store_contract import QUESTIONS, _snapshot, assert_same
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus")
@@ -50,7 +50,7 @@ def test_the_network_path_answers_like_faiss_through_changes(server_settings, fa
     rag.build_index(settings=faiss)
     report = rag.build_index(settings=server_settings)
     assert report.total_chunks == report.chunks_embedded > 0 and "#t" in report.index_path
-    assert _snapshot(server_settings) == _snapshot(faiss)
+    assert_same(_snapshot(server_settings), _snapshot(faiss))
     store = open_store(server_settings)
     assert store.client.describe_alias(f"{server_settings.store_collection}_live")["collection_name"] == store.live_names().chunks
     assert not store.bm25  # Milvus 2.3 predates full-text search: bm25s over the chunk texts read back
@@ -59,7 +59,7 @@ def test_the_network_path_answers_like_faiss_through_changes(server_settings, fa
     sorted(seeds.glob("001_*.txt"))[0].unlink()
     assert rag.build_index(settings=server_settings).chunks_embedded > 0
     assert rag.build_index(settings=faiss).chunks_embedded > 0
-    assert _snapshot(server_settings) == _snapshot(faiss)
+    assert_same(_snapshot(server_settings), _snapshot(faiss))
 
 
 def test_wrong_credentials_are_one_line_without_the_token(server_settings):
@@ -157,4 +157,4 @@ def test_the_index_outlives_a_server_restart(server_settings, milvus_server):
     finally:
         milvus_server.start()
     rag.api._readers.clear()
-    assert _snapshot(server_settings) == before
+    assert_same(_snapshot(server_settings), before)

@@ -4,9 +4,11 @@ engine, in-process). Builds, incremental changes, refusals and answers must not 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,11 +18,13 @@ from rag.model import FakeEmbedder
 from rag.query import retrieve
 from rag.query.lexical import LexicalIndex, tokens
 from rag.store.backend import open_store
+from tests import doc_factory as make
 from tests.conftest import DEV_QA, REPO
 from tests.milvus_helpers import forget_store
 from tests.robust_helpers import write_corpus
 
 pytest.importorskip("pymilvus")
+PLACED = ["Malraux siècle du client", "conseiller client personnel", "Le client est roi", "magasin"]
 QUESTIONS = ["service client Amazon", "why do French trust pure-players?", "Qui a écrit la biographie d'Amazon ?",
              "quel est le prix moyen d'un livre ?", "Fnac fidélité"]
 
@@ -43,13 +47,85 @@ def lite_settings(fake_settings, tmp_path):
 
 
 def _snapshot(settings, questions=QUESTIONS) -> dict:
-    """What a user sees: every chunk (bar ids), and the ranked passages and answers of the questions."""
+    """What a user sees: every chunk (bar ids), and the ranked passages and answers of the questions, with
+    their pages and addresses, the answers' fitted confidence and reason; and that every chunk, hit and
+    citation points into its document's stored text (``rag.document_text``)."""
     reader = open_store(settings).open_reader()
-    rows = sorted((c.source, c.start, c.end, c.text, c.title, c.sentences) for c in reader.iter_chunks())
-    hits = {q: [(h.source, h.start, h.end, h.score) for h in rag.search(q, k=5, settings=settings)] for q in questions}
-    answers = {q: (a.found, a.text, [(c.source, c.quote_start, c.quote_end) for c in a.citations])
-               for q in questions for a in [rag.answer(q, settings=settings)]}
-    return {"rows": rows, "hits": hits, "answers": answers, "ntotal": reader.ntotal}
+    chunks = list(reader.iter_chunks())
+    texts = {source: rag.document_text(source, settings=settings) for source in {c.source for c in chunks}}
+    assert all(texts[c.source][c.start : c.end] == c.text for c in chunks)
+    rows = sorted((c.source, c.start, c.end, c.text, c.title, c.sentences) for c in chunks)
+    hits = {q: rag.search(q, k=5, settings=settings) for q in questions}
+    answers = {q: rag.answer(q, settings=settings) for q in questions}
+    for h in [h for found in hits.values() for h in found] + [h for a in answers.values() for h in a.nearest]:
+        assert texts[h.source][h.start : h.end] == h.text
+    for c in [c for a in answers.values() for c in a.citations]:
+        assert texts[c.source][c.start : c.end] == c.text and texts[c.source][c.quote_start : c.quote_end] == c.quote
+    return {"rows": rows, "ntotal": reader.ntotal, "texts": texts,
+            "hits": {q: [(h.source, h.start, h.end, h.score, h.page, h.url) for h in found]
+                     for q, found in hits.items()},
+            "answers": {q: (a.found, a.text, a.reason,
+                            [(c.source, c.quote_start, c.quote_end, c.page, c.url) for c in a.citations],
+                            [(h.source, h.start, h.end, h.page, h.url) for h in a.nearest])
+                        for q, a in answers.items()},
+            "confidence": {q: a.confidence for q, a in answers.items()}}
+
+
+def assert_same(got: dict, want: dict) -> None:
+    """Snapshots equal; the fitted confidences to a relative 1e-4: the engine's BM25, one of their signals,
+    is a float32 sum (bm25s's to 1e-4 at worst); it moved one by 4e-6 (relative) on the dev set."""
+    assert {k: v for k, v in got.items() if k != "confidence"} == {k: v for k, v in want.items() if k != "confidence"}
+    assert got["confidence"].keys() == want["confidence"].keys()
+    assert all(math.isclose(got["confidence"][q], c, rel_tol=1e-4, abs_tol=1e-9) for q, c in want["confidence"].items())
+
+
+def add_formats(seeds_dir) -> None:
+    """Three of the seeds also as a web page (with its address), a printed PDF (pages, address) and a Word file."""
+    for seed, kind in zip(sorted(seeds_dir.glob("*.txt")), ("html", "pdf", "docx")):
+        name, raw = make.convert_seed(seed.read_text(encoding="utf-8"), "copie-" + seed.stem, kind)
+        (seeds_dir / name).write_bytes(raw)
+
+
+@pytest.fixture
+def mixed(store_settings, monkeypatch):
+    """The seeds in every format; on Milvus, documents' texts cut into parts of 700 characters, so that
+    every text spans several."""
+    from rag.store.milvus import documents
+
+    monkeypatch.setattr(documents, "PART_CHARS", 700)
+    add_formats(store_settings.seeds_dir)
+    return store_settings
+
+
+def test_documents_texts_pages_and_addresses_on_either_store(mixed):
+    report = rag.build_index(settings=mixed)
+    assert report.by_format == {"docx": 1, "html": 1, "pdf": 1, "text": 5}
+    first = _snapshot(mixed, PLACED)  # every chunk, hit and citation points into document_text
+    pdf = next(p.name for p in mixed.seeds_dir.glob("copie-*.pdf"))
+    html = next(p.name for p in mixed.seeds_dir.glob("copie-*.html"))
+    text = sorted(mixed.seeds_dir.glob("0*.txt"))[3]
+    assert first["texts"][text.name] == text.read_text(encoding="utf-8")
+    placed = [h for found in first["hits"].values() for h in found]
+    assert {h[4] for h in placed if h[0] == pdf} - {None}  # pages
+    assert {h[5] for h in placed if h[0] == pdf} == {make.SITE + pdf[:-4] + ".html"}
+    assert {(h[4], h[5]) for h in placed if h[0] == html} == {(None, make.SITE + html[:-5] + ".html")}
+    placed = [p for a in first["answers"].values() for p in a[3] + a[4] if p[0] == pdf]  # citations, nearest
+    assert placed and all(p[3] is not None for p in placed)
+    with pytest.raises(rag.DocumentNotFoundError, match="holds no document named 'absent.pdf'"):
+        rag.document_text("absent.pdf", settings=mixed)
+    # changed, removed, unchanged: each document's stored text follows its file
+    (mixed.seeds_dir / html).unlink()
+    text.write_text(text.read_text(encoding="utf-8") + "\nMise à jour : un rayon de livres d'occasion.\n", encoding="utf-8")
+    report = rag.build_index(settings=mixed)
+    assert (report.changed, report.removed, report.unchanged) == (1, 1, 6)
+    after = _snapshot(mixed, PLACED)
+    assert after["texts"][text.name] == text.read_text(encoding="utf-8") and html not in after["texts"]
+    assert {s: t for s, t in after["texts"].items() if s != text.name} == {
+        s: t for s, t in first["texts"].items() if s not in (text.name, html)}
+    with pytest.raises(rag.DocumentNotFoundError):
+        rag.document_text(html, settings=mixed)
+    rag.api._readers.clear()
+    assert_same(_snapshot(mixed, PLACED), after)  # read back from the store alone
 
 
 def test_build_search_and_reload(store_settings, fake):
@@ -59,7 +135,7 @@ def test_build_search_and_reload(store_settings, fake):
     assert first["ntotal"] == report.total_chunks == len(first["rows"])
     rag.api._readers.clear()
     retrieve._lexical_cache.clear()
-    assert _snapshot(store_settings) == first  # what is stored alone gives the same answers
+    assert_same(_snapshot(store_settings), first)  # what is stored alone gives the same answers
     reader = open_store(store_settings).open_reader()
     q = fake.embed_query("service client Amazon")
     dense = reader.search(q, 3)
@@ -71,10 +147,12 @@ def test_build_search_and_reload(store_settings, fake):
 
 
 def test_milvus_answers_like_faiss(fake_settings, lite_settings):
+    """Every format: the same chunks, documents' texts, hits, answers, confidences, pages and addresses."""
+    add_formats(fake_settings.seeds_dir)
     rag.build_index(settings=fake_settings)
     rag.build_index(settings=lite_settings)
-    questions = QUESTIONS + [json.loads(line)["q"] for line in DEV_QA.read_text().splitlines() if line.strip()]
-    assert _snapshot(lite_settings, questions) == _snapshot(fake_settings, questions)
+    questions = QUESTIONS + PLACED + [json.loads(line)["q"] for line in DEV_QA.read_text().splitlines() if line.strip()]
+    assert_same(_snapshot(lite_settings, questions), _snapshot(fake_settings, questions))
 
 
 def test_incremental_changes_touch_only_their_rows_and_equal_a_full_build(store_settings, tmp_path):
@@ -96,7 +174,7 @@ def test_incremental_changes_touch_only_their_rows_and_equal_a_full_build(store_
     assert (again.added, again.changed, again.removed, again.chunks_embedded) == (0, 0, 0, 0)
     full = rag.build_index(settings=store_settings, full=True)
     assert full.full_rebuild and full.chunks_embedded == full.total_chunks
-    assert _snapshot(store_settings) == incremental
+    assert_same(_snapshot(store_settings), incremental)
 
 
 def test_an_index_of_another_model_is_refused(store_settings):
@@ -116,7 +194,7 @@ def test_milvus_bm25_equals_bm25s_on_every_question_set(lite_settings):
     reader = open_store(lite_settings).open_reader()
     chunks = list(reader.iter_chunks())
     ours = LexicalIndex([c.id for c in chunks], [f"{c.title}\n{c.text}" for c in chunks])
-    questions = [json.loads(line)["q"] for f in [DEV_QA, *sorted((REPO / "tests" / "data").glob("*.jsonl"))]
+    questions = [json.loads(line)["q"] for f in [DEV_QA, *sorted((REPO / "tests" / "data").glob("*_qa.jsonl"))]
                  for line in f.read_text().splitlines() if line.strip()]
     assert len(questions) > 400
     for q in questions:
@@ -175,7 +253,7 @@ def test_a_killed_build_resumes_where_it_stopped(lite_settings, fake, tmp_path, 
     reference = lite_settings.with_(store=str(tmp_path / "reference.db"))
     try:
         rag.build_index(settings=reference)
-        assert _snapshot(reference) == resumed
+        assert_same(_snapshot(reference), resumed)
     finally:
         forget_store(reference)
 
@@ -227,6 +305,8 @@ def test_milvus_gives_the_real_models_answers_on_the_dev_set(real_settings, tmp_
         rag.build_index(settings=lite)
         for q in questions:
             assert rag.search(q, k=10, settings=lite) == rag.search(q, k=10, settings=real_settings), q
-            assert rag.answer(q, settings=lite) == rag.answer(q, settings=real_settings), q
+            got, want = rag.answer(q, settings=lite), rag.answer(q, settings=real_settings)
+            assert replace(got, confidence=0.0) == replace(want, confidence=0.0), q
+            assert math.isclose(got.confidence, want.confidence, rel_tol=1e-4, abs_tol=1e-9), q  # see assert_same
     finally:
         forget_store(lite)

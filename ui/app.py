@@ -4,9 +4,11 @@
 ``rag serve`` runs. All retrieval goes through the public ``rag`` API and all HTML through ``ui.render``.
 
 Endpoints a script can call with gradio_client:
-- ``/chat`` (question) -> answer text with [n] markers and the numbered sources, plain text;
-- ``/add_document`` (file, replace) and ``/rebuild_index`` (full: re-embed everything) -> (notice, index panel),
-  both absent, not just hidden, when the app is read-only.
+- ``/chat`` (question) -> answer text with [n] markers and the numbered sources, plain text (written by the
+  configured language model when there is one, then checked, as on the page);
+- ``/add_document`` (file, replace), ``/add_url`` (link) and ``/rebuild_index`` (full: re-embed everything) ->
+  (notice, index panel, ...), all absent, not just hidden, when the app is read-only. Links to this machine or
+  its private network are refused unless the app was started with ``allow_private_urls``.
 Every other event is private: the page uses it, clients cannot call it.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -41,8 +44,9 @@ EXAMPLE_QUESTIONS = [
 ]
 INDEX_HINT = (
     "Added, changed or removed files in the seeds folder? Rebuild the index. "
-    "Uploaded documents are indexed at once."
+    "Uploaded documents and links are indexed at once."
 )
+UPLOAD_KINDS = ".txt, .md, .html, .pdf or .docx"
 # Two CPUs: two answers embed at once; more would only queue inside the model's lock and use memory.
 ANSWER_CONCURRENCY = 2
 # Events waiting beyond this are refused with "queue full" instead of piling up.
@@ -61,9 +65,9 @@ THEME = gr.themes.Default(
 )
 
 
-def build_app(settings: rag.Settings, read_only: bool = False) -> gr.Blocks:
-    """The page. With ``read_only`` the upload and rebuild controls and their endpoints do not exist."""
-    handlers = _Handlers(settings, read_only)
+def build_app(settings: rag.Settings, read_only: bool = False, allow_private_urls: bool = False) -> gr.Blocks:
+    """The page. With ``read_only`` the upload, link and rebuild controls and their endpoints do not exist."""
+    handlers = _Handlers(settings, read_only, allow_private_urls)
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         gr.HTML(
             f'<header class="rag-header"><h1>{render.escape(TITLE)}</h1><p>{render.escape(SUBTITLE)}</p></header>',
@@ -117,7 +121,7 @@ def build_app(settings: rag.Settings, read_only: bool = False) -> gr.Blocks:
                         render.render_notice(INDEX_HINT), elem_id="rag-notice", js_on_load=None, min_height=64
                     )
                     upload = gr.File(
-                        label=f"Add a .txt or .md document (up to {MAX_UPLOAD_BYTES // 1_000_000} MB)",
+                        label=f"Add a {UPLOAD_KINDS} document (up to {MAX_UPLOAD_BYTES // 1_000_000} MB)",
                         file_types=list(settings.extensions),
                         file_count="single",
                         type="filepath",
@@ -126,6 +130,10 @@ def build_app(settings: rag.Settings, read_only: bool = False) -> gr.Blocks:
                     )
                     replace_existing = gr.Checkbox(
                         label="Replace a document with the same name", value=False, container=False
+                    )
+                    url_box = gr.Textbox(
+                        label="Add a page by its link", placeholder="https://…", elem_id="rag-url",
+                        submit_btn="Add", max_length=2048, lines=1, max_lines=1,
                     )
                 else:
                     gr.HTML('<p class="rag-readonly">Read-only: documents cannot be added here.</p>', js_on_load=None)
@@ -152,6 +160,10 @@ def build_app(settings: rag.Settings, read_only: bool = False) -> gr.Blocks:
                 handlers.add_document, [upload, replace_existing], [notice, status_panel, upload],
                 api_name="add_document", concurrency_limit=1, concurrency_id=INDEX_WRITES, show_progress_on=[notice],
             )
+            url_box.submit(
+                handlers.add_url, [url_box], [notice, status_panel, url_box],
+                api_name="add_url", concurrency_limit=1, concurrency_id=INDEX_WRITES, show_progress_on=[notice],
+            )
     return app
 
 
@@ -159,9 +171,10 @@ class _Handlers:
     """The event handlers. They hold only the frozen settings: each session's conversation travels
     with its own events, so people chatting at once never see each other's answers."""
 
-    def __init__(self, settings: rag.Settings, read_only: bool) -> None:
+    def __init__(self, settings: rag.Settings, read_only: bool, allow_private_urls: bool = False) -> None:
         self.settings = settings
         self.read_only = read_only
+        self.allow_private_urls = allow_private_urls
 
     # --- chat (page) ---
 
@@ -176,20 +189,27 @@ class _Handlers:
         question = sample[0] if isinstance(sample, list | tuple) else sample
         return self.take_question(str(question or ""), history)
 
-    def answer_pending(self, question: str, history: list) -> list:
+    def answer_pending(self, question: str, history: list) -> Iterator[list]:
+        """The answer; a written one shows its text as the language model writes it, then the checked answer."""
         if not question:
-            return history
+            yield history
+            return
         turn = sum(1 for m in history if _role(m) == "assistant") + 1
+        written = ""
         try:
-            answer = rag.answer(question, settings=self.settings)
-            reply = render.render_answer(answer, turn)
+            for event in rag.answer_stream(question, settings=self.settings):
+                if isinstance(event, str):
+                    written += event
+                    yield [*history, {"role": "assistant", "content": render.render_draft(written)}]
+                else:
+                    reply = render.render_answer(event, turn, writer=self.settings.llm_model)
         except rag.RagError as exc:
             gr.Warning(render.escape(str(exc)))
             reply = render.render_error(str(exc))
         except Exception:
             log.exception("answering %r failed", question)
             reply = render.render_error("the answer could not be computed; the details are in the server log")
-        return [*history, {"role": "assistant", "content": reply}]
+        yield [*history, {"role": "assistant", "content": reply}]
 
     # --- chat (API) ---
 
@@ -224,10 +244,10 @@ class _Handlers:
         return notice, self.index_panel()
 
     def add_document(self, path: str | None, replace: bool) -> tuple[str, str, None]:
-        """Save an uploaded .txt/.md into the seeds folder and index it. Returns (notice, index panel, cleared
+        """Save an uploaded document into the seeds folder and index it. Returns (notice, index panel, cleared
         upload box)."""
         if not path:
-            return render.render_notice("Choose a .txt or .md file to add.", "error"), self.index_panel(), None
+            return render.render_notice(f"Choose a {UPLOAD_KINDS} file to add.", "error"), self.index_panel(), None
         upload = Path(path)
         try:
             content = upload.read_bytes()
@@ -244,6 +264,24 @@ class _Handlers:
             # The seeds folder holds the document now; no copy should stay servable from Gradio's cache.
             _remove_quietly(upload)
         return notice, self.index_panel(), None
+
+
+    def add_url(self, url: str) -> tuple[str, str, str]:
+        """Fetch a page by its link into the seeds folder and index it. Returns (notice, index panel, link box:
+        cleared once added, kept to be corrected when it failed)."""
+        url = (url or "").strip()
+        if not url:
+            return render.render_notice("Paste a link starting with https://.", "error"), self.index_panel(), ""
+        try:
+            source, report = rag.add_url(
+                url, settings=self.settings, allow_private=self.allow_private_urls, max_bytes=MAX_UPLOAD_BYTES
+            )
+        except rag.RagError as exc:
+            gr.Warning(render.escape(str(exc)))
+            return render.render_notice(str(exc), "error"), self.index_panel(), url
+        gr.Info(render.escape(f"Added {source}"))
+        notice = render.render_notice(render.describe_added_document(source, report), "success")
+        return notice, self.index_panel(), ""
 
 
 def _role(message) -> str:
@@ -263,9 +301,10 @@ def start(
     port: int = 7860,
     read_only: bool = False,
     quiet: bool = True,
+    allow_private_urls: bool = False,
 ) -> tuple[gr.Blocks, str]:
     """Launch the app in Gradio's server thread and return (app, local URL) at once."""
-    app = build_app(settings, read_only=read_only)
+    app = build_app(settings, read_only=read_only, allow_private_urls=allow_private_urls)
     app.queue(default_concurrency_limit=ANSWER_CONCURRENCY, max_size=MAX_QUEUE)
     _, url, _ = app.launch(
         server_name=host,
@@ -292,7 +331,10 @@ def start(
     return app, url
 
 
-def serve(settings: rag.Settings, host: str = "127.0.0.1", port: int = 7860, read_only: bool = False) -> None:
+def serve(
+    settings: rag.Settings, host: str = "127.0.0.1", port: int = 7860, read_only: bool = False,
+    allow_private_urls: bool = False,
+) -> None:
     """Run the chat UI until Ctrl+C (``rag serve``)."""
     # No usage statistics and no update check: the product works offline.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -301,11 +343,16 @@ def serve(settings: rag.Settings, host: str = "127.0.0.1", port: int = 7860, rea
     print(f"Loading the model and the index from {settings.store or settings.index_dir} …", flush=True)
     _warm_up(settings, read_only)
     try:
-        app, url = start(settings, host=host, port=port, read_only=read_only, quiet=True)
+        app, url = start(
+            settings, host=host, port=port, read_only=read_only, quiet=True, allow_private_urls=allow_private_urls
+        )
     except OSError:
         _port_refused(host, port)
     mode = " (read-only)" if read_only else ""
     print(f"Ask the articles{mode} is running at {url}  (Ctrl+C to stop)", flush=True)
+    if settings.llm_configured:
+        print(f"Answers are written by the language model {settings.llm_model} and checked against the passages.",
+              flush=True)
     app.block_thread()
 
 
@@ -328,7 +375,7 @@ def _warm_up(settings: rag.Settings, read_only: bool) -> None:
         if not status.exists and not read_only:
             print("No index yet: building it from", settings.seeds_dir, flush=True)
             rag.build_index(settings=settings, show_progress=True)
-        rag.answer("warm-up", settings=settings)
+        rag.answer("warm-up", settings=settings, generate=False)
     except (rag.IndexNotFoundError, rag.EmptyCorpusError) as exc:
         # Still serve: the side panel says there is no index, and an upload can start one.
         print(f"No index yet ({exc}); the page will say so until one is built.", flush=True)

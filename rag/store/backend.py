@@ -9,10 +9,11 @@ reads one through. Two implementations:
   (or, on Milvus Lite, which has none, a one-row pointer collection).
 
 What a build carries beyond vectors and chunk rows is kept narrow on purpose: the manifest (the same
-``Manifest`` either way), and per-build extras the store may decline (``stores_token_states``: the
-passages' word-piece states are stored by the FAISS store only; on Milvus the token match computes
-the 20 best candidates' states when a question needs them, as it does above
-``Settings.token_states_max_chunks``)."""
+``Manifest`` either way), the documents' extracted texts and infos (``commit``'s ``add_documents``, read
+back by ``document_info`` / ``document_text``: kept by both stores), and per-build extras the store may
+decline (``stores_token_states``: the passages' word-piece states are stored by the FAISS store only;
+on Milvus the token match computes the 20 best candidates' states when a question needs them, as it
+does above ``Settings.token_states_max_chunks``)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from ..types import Chunk
+from ..types import Chunk, Document
+from .documents import DocumentInfo
 from .manifest import Manifest
 
 if TYPE_CHECKING:
@@ -56,6 +58,14 @@ class StoreReader(Protocol):
 
     def token_states(self, chunk_ids: list[int]) -> list[np.ndarray | None]: ...
 
+    def document_info(self, source: str) -> DocumentInfo | None:
+        """What citations need of a document (kind, title, URL, page starts); None when the build has none."""
+        ...
+
+    def document_text(self, source: str) -> str:
+        """The extracted text every offset of ``source``'s chunks points into."""
+        ...
+
     def lexical_top(self, terms: list[str], n: int) -> list[tuple[int, float]] | None:
         """The engine's own BM25 over the analysed ``terms`` (best ``n``, scores on bm25s's scale),
         or None when the store has none (the query stage then runs bm25s over ``iter_chunks``)."""
@@ -78,8 +88,10 @@ class BuildWriter(Protocol):
     def add(self, chunks: list[Chunk], vectors: np.ndarray, sentence_ids: np.ndarray,
             sentence_vectors: np.ndarray, lexical_texts: list[str] | None = None) -> None: ...
 
-    def commit(self, manifest: Manifest, remove_ids: list[int], token_states: TokenStates | None = None) -> str:
-        """Make the build live, atomically for readers; returns where it lives."""
+    def commit(self, manifest: Manifest, remove_ids: list[int], token_states: TokenStates | None = None, *,
+               remove_sources: Iterable[str] = (), add_documents: Iterable[Document] = ()) -> str:
+        """Make the build live, atomically for readers; returns where it lives. ``remove_sources`` lose
+        their stored documents, ``add_documents`` are stored (their texts, kinds, titles, URLs, pages)."""
         ...
 
     def close(self) -> None: ...

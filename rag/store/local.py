@@ -3,12 +3,13 @@ behind the interface of rag/store/backend.py, unchanged underneath."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import IndexCorruptError, IndexNotFoundError
-from ..types import Chunk
+from ..types import Chunk, Document
 from .manifest import CHUNKS_DB, Manifest, current_version, read_manifest
 from .reader import IndexReader, sentence_ids
 from .vectors import VectorSet
@@ -75,7 +76,8 @@ class FaissBuild:
         self._parts.append((np.asarray(vectors, np.float32), np.asarray(sentence_ids, np.int64),
                             np.asarray(sentence_vectors, np.float32)))
 
-    def commit(self, manifest: Manifest, remove_ids: list[int], token_states: TokenStates | None = None) -> str:
+    def commit(self, manifest: Manifest, remove_ids: list[int], token_states: TokenStates | None = None, *,
+               remove_sources: Iterable[str] = (), add_documents: Iterable[Document] = ()) -> str:
         base = self.base
         vector_set = VectorSet(self.dim, base.loaded_vectors() if base is not None else None)
         if base is not None and remove_ids:
@@ -86,6 +88,7 @@ class FaissBuild:
         version = write_version(
             self.index_dir, manifest, vector_set, base.version_dir / CHUNKS_DB if base is not None else None,
             remove_ids if base is not None else [], self._chunks, crash_hook=self.crash_hook, token_states=token_states,
+            remove_sources=remove_sources if base is not None else [], add_documents=add_documents,
         )
         return str(version)
 

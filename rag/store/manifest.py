@@ -30,6 +30,7 @@ class SeedEntry:
     title: str = ""
     encoding: str = "utf-8"
     chars: int = 0
+    kind: str = "text"  # the reader that read it (rag/documents/formats.py)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class Manifest:
             _expect(source and "\x00" not in source, "a seed name")
             _expect(_is_sha256(entry.sha256), f"the sha256 of {source!r}")
             _expect(isinstance(entry.title, str) and isinstance(entry.encoding, str), f"the title of {source!r}")
+            _expect(isinstance(entry.kind, str) and entry.kind, f"the kind of {source!r}")
             _expect(_is_int(entry.chars) and entry.chars >= 0, f"the size of {source!r}")
             ids = entry.chunk_ids
             _expect(

@@ -18,8 +18,9 @@ import numpy as np
 
 from ..checksum import sha256_file
 from ..errors import IndexCorruptError
-from ..types import Chunk
+from ..types import Chunk, Document
 from . import kinds, tokens
+from .documents import write_documents
 from .manifest import (
     CHUNKS_DB,
     CURRENT,
@@ -50,14 +51,18 @@ def write_version(
     remove_ids: list[int],
     add_chunks: list[Chunk],
     crash_hook=None,
+    *,
     token_states: TokenStates | None = None,
+    remove_sources: Iterable[str] = (),
+    add_documents: Iterable[Document] = (),
 ) -> Path:
     """Write a complete new build beside the live one and make it live. Returns its folder.
 
     ``base_db`` is the previous build's chunk table, copied then edited, so unchanged
-    chunks are never re-read or re-written one by one. ``vectors`` chooses the index kind for the
-    new chunk count (kinds.choose) and writes its files; the manifest records it. ``token_states``,
-    when given, are the passages' word-piece states to store (rag/store/tokens.py)."""
+    chunks are never re-read or re-written one by one; its documents table (the extracted texts) loses
+    ``remove_sources`` and gains ``add_documents`` the same way. ``vectors`` chooses the index kind for the
+    new chunk count (kinds.choose) and writes its files; the manifest records it. ``token_states``, when
+    given, are the passages' word-piece states to store (rag/store/tokens.py)."""
     index_dir.mkdir(parents=True, exist_ok=True)
     tmp = index_dir / f".tmp-{secrets.token_hex(6)}"
     tmp.mkdir()
@@ -79,8 +84,10 @@ def write_version(
                 "INSERT INTO chunks (id, source, start, end, title, text, sentences) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(c.id, c.source, c.start, c.end, c.title, c.text, json.dumps(c.sentences)) for c in add_chunks],
             )
+            remove_sources = list(remove_sources)
+            write_documents(db, remove_sources, add_documents)
             db.commit()
-            if remove_ids:
+            if remove_ids or remove_sources:
                 db.execute("VACUUM")  # deleted rows would otherwise keep their space
         finally:
             db.close()

@@ -1,5 +1,6 @@
 """Reading the live Milvus build: searches filtered to its generation (rows an unfinished build is
-writing are not seen), chunks and vectors fetched by id, and the engine's own BM25 where it has one."""
+writing are not seen), chunks and vectors fetched by id, the documents' infos (loaded when the reader
+opens) and texts (fetched when asked for), and the engine's own BM25 where it has one."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from ...errors import REBUILD_HINT, IndexCorruptError, IndexNotFoundError
+from ...errors import REBUILD_HINT, IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from ...types import Chunk
+from ..documents import DocumentInfo
 from ..manifest import Manifest
+from ..reader import DOCUMENTS_SINCE
 from .connect import engine_errors
+from .documents import load_infos, load_text, missing_document
 from .meta import expand
 from .schema import BM25_K1, SENTENCE_STRIDE, BuildNames, search_params
 
@@ -33,6 +37,8 @@ class MilvusReader:
         index = manifest.index
         self._index_type, self._params, self._bm25 = index["index_type"], index["params"], index["bm25"]
         self._ntotal = manifest.total_chunks
+        # {source: (info, generation of its rows)}; None for a build older than the stored documents
+        self._documents: dict[str, tuple[DocumentInfo, int]] | None = None
 
     def check(self) -> MilvusReader:
         """Wait until the engine serves every row of this generation (one Strong read), and refuse a
@@ -50,7 +56,35 @@ class MilvusReader:
                 f"{self.names.chunks} in {self.where} holds {count} chunks where its manifest lists "
                 f"{self._ntotal} (changed by someone else?); {REBUILD_HINT}"
             )
+        self._documents = self._load_documents()
         return self
+
+    def _load_documents(self) -> dict[str, tuple[DocumentInfo, int]] | None:
+        if not self.client.has_collection(self.names.documents):
+            version = self.manifest.chunker.get("chunker_version", 0)
+            if not isinstance(version, int) or version >= DOCUMENTS_SINCE:
+                raise IndexCorruptError(f"the build {self.names.chunks} in {self.where} has no documents "
+                                        f"collection; {REBUILD_HINT}")
+            return None
+        with engine_errors(self.where, self.names.documents):
+            return load_infos(self.client, self.names.documents, self.gen, self.manifest.seeds)
+
+    def document_info(self, source: str) -> DocumentInfo | None:
+        found = self._documents.get(source) if self._documents is not None else None
+        return found[0] if found else None
+
+    def document_text(self, source: str) -> str:
+        """The text every offset of ``source``'s chunks points into."""
+        if self._documents is None:
+            raise IndexMismatchError(
+                f"the index in {self.where} was built by an older version that did not keep the documents' "
+                "text; run `rag index --full` to rebuild it"
+            )
+        if source not in self._documents:
+            raise missing_document(source, self.where)
+        info, gen = self._documents[source]
+        with engine_errors(self.where, self.names.documents):
+            return load_text(self.client, self.names.documents, source, info, gen)
 
     @property
     def ntotal(self) -> int:

@@ -1,12 +1,13 @@
 """The collections of a Milvus build, their fields and their indexes.
 
-A build is three collections sharing a name, ``<base>__<stamp>__{chunks,sentences,meta}``:
+A build is four collections sharing a name, ``<base>__<stamp>__{chunks,sentences,meta,documents}``:
 
 * ``chunks``: one row per chunk (id, build generation, source, seed sha256, offsets, title, text,
   sentence spans, vector), plus, on engines with full-text search (Milvus >= 2.5, Milvus Lite 2.5),
   the chunk's analysed words and the BM25 sparse vector the engine derives from them;
 * ``sentences``: one row per sentence (id = chunk id * 1024 + position, chunk id, generation, vector);
-* ``meta``: the manifest, in parts, and a head row naming the live generation (rag/store/milvus/meta.py).
+* ``meta``: the manifest, in parts, and a head row naming the live generation (rag/store/milvus/meta.py);
+* ``documents``: each document's extracted text and info (rag/store/milvus/documents.py).
 
 Every row carries the generation (``gen``) of the build that wrote it: an incremental build writes
 its rows under the next generation, which readers of the live one filter out (``gen <= live``), and
@@ -20,6 +21,7 @@ import time
 from dataclasses import dataclass
 
 from .. import kinds
+from .documents import create_documents_collection
 
 VARCHAR_MAX = 65535  # bytes: Milvus's limit for one VARCHAR value
 SENTENCE_STRIDE = 1024
@@ -46,8 +48,12 @@ class BuildNames:
     def meta(self) -> str:
         return f"{self.base}__{self.stamp}__meta"
 
-    def all(self) -> tuple[str, str, str]:
-        return (self.chunks, self.sentences, self.meta)
+    @property
+    def documents(self) -> str:
+        return f"{self.base}__{self.stamp}__documents"
+
+    def all(self) -> tuple[str, str, str, str]:
+        return (self.chunks, self.sentences, self.meta, self.documents)
 
     @classmethod
     def new(cls, base: str) -> BuildNames:
@@ -60,7 +66,7 @@ class BuildNames:
         if not collection.startswith(prefix):
             return None
         stamp, sep, kind = collection[len(prefix):].rpartition("__")
-        if not sep or kind not in ("chunks", "sentences", "meta") or not _STAMP.match(stamp):
+        if not sep or kind not in ("chunks", "sentences", "meta", "documents") or not _STAMP.match(stamp):
             return None
         return cls(base, stamp)
 
@@ -90,7 +96,7 @@ def search_params(index_type: str, params: dict, limit: int) -> dict:
 
 
 def create_build(client, names: BuildNames, dim: int, index_type: str, params: dict, bm25: bool) -> None:
-    """Create and load the three collections of a build."""
+    """Create and load the four collections of a build."""
     from pymilvus import DataType, Function, FunctionType, MilvusClient
 
     def vector_params(index_params, field: str, kind: str, build: dict) -> None:
@@ -131,6 +137,7 @@ def create_build(client, names: BuildNames, dim: int, index_type: str, params: d
     client.create_collection(names.sentences, schema=sentences, index_params=index, consistency_level="Bounded")
 
     create_record_collection(client, names.meta)
+    create_documents_collection(client, names.documents)
 
 
 def create_record_collection(client, name: str) -> None:

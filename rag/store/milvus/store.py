@@ -71,7 +71,8 @@ class MilvusStore:
                 if getattr(exc, "code", None) != NOT_LOADED:
                     raise
                 for collection in names.all():
-                    self.client.load_collection(collection)
+                    if self.client.has_collection(collection):
+                        self.client.load_collection(collection)
                 head = read_head(self.client, names.meta, strong)
         if head is None or head.get("state") != "live":
             raise IndexCorruptError(f"the live build {names.chunks} in {self.where} has no head record; {REBUILD_HINT}")

@@ -1,12 +1,13 @@
 """Writing a Milvus build, batch by batch as chunks are embedded, so that an interrupted build resumes.
 
 * A full build fills new collections (head state "building", with the model and chunker it is for),
-  then writes the manifest, marks the head "live" and switches the pointer (rag/store/milvus/meta.py).
+  then writes the documents' texts, the manifest, marks the head "live" and switches the pointer (rag/store/milvus/meta.py).
   A killed full build is resumed by the next build of the same plan: the rows it wrote are kept where
   they match a planned chunk (same id, source, offsets and text), the rest deleted.
 * An incremental build writes its rows into the live collections under the next generation (readers
-  of the live one filter them out), writes that generation's manifest, moves the head on with the
-  removed chunks listed (readers skip them), deletes their rows, then clears the list. A killed one
+  of the live one filter them out), with its new and changed documents, writes that generation's
+  manifest, moves the head on with the removed chunks listed (readers skip them), deletes their rows,
+  then clears the list, and deletes the replaced documents. A killed one
   is resumed the same way from the rows of the next generation.
 
 Rows go in with upsert (idempotent by id, so a batch written twice is written once), in requests of
@@ -17,13 +18,15 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable
 
 import numpy as np
 
 from ...errors import ConfigError
-from ...types import Chunk
+from ...types import Chunk, Document
 from ..manifest import Manifest
 from .connect import engine_errors
+from .documents import drop_replaced, write_documents
 from .meta import (
     drop_old_parts,
     expand,
@@ -125,10 +128,13 @@ class MilvusBuild:
                     self.client.upsert(collection, rows[start : start + ROWS_PER_REQUEST])
         self._hook("batch-written")
 
-    def commit(self, manifest: Manifest, remove_ids: list[int], token_states=None) -> str:
+    def commit(self, manifest: Manifest, remove_ids: list[int], token_states=None, *,
+               remove_sources: Iterable[str] = (), add_documents: Iterable[Document] = ()) -> str:
         manifest = Manifest(**{**manifest.__dict__, "index": self.index, "schema_version": 3})
         manifest.validate()
         with engine_errors(self.where):
+            write_documents(self.client, self.names.documents, self.gen, add_documents)
+            self._hook("documents-written")
             head = {**self.head, **write_manifest(self.client, self.names.meta, manifest, self.gen), "plan": {}}
             self._hook("manifest-written")
             if self.full:
@@ -144,6 +150,7 @@ class MilvusBuild:
                 write_head(self.client, self.names.meta, head)  # the atomic switch
                 self._hook("head-written")
                 finish_removals(self.client, self.names, head)
+                drop_replaced(self.client, self.names.documents, self.gen, remove_sources)
             drop_old_parts(self.client, self.names.meta, self.gen)
         self._hook("garbage-collected")
         self.store.strong_until = time.monotonic() + READ_YOUR_BUILD_SECONDS
