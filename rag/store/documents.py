@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..errors import DocumentNotFoundError, IndexMismatchError
 from ..types import Document
 
 TABLE = "documents"
@@ -40,6 +41,18 @@ def write_documents(db: sqlite3.Connection, remove_sources: Iterable[str], add: 
         f"INSERT INTO {TABLE} (source, kind, title, url, author, date, page_starts, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [(d.source, d.kind, d.title, d.url, d.author, d.date, json.dumps(list(d.page_starts)), d.text) for d in add],
     )
+
+
+def require_document(known, source: str, where: str) -> None:
+    """Refuse ``source`` when its text cannot be read: ``known`` (the sources a build stores the texts
+    of) is None for a build older than the stored texts, or it lacks ``source``."""
+    if known is None:
+        raise IndexMismatchError(
+            f"the index at {where} was built by an older version that did not keep the documents' text; "
+            "run `rag index` to rebuild it"
+        )
+    if source not in known:
+        raise DocumentNotFoundError(f"the index at {where} holds no document named {source!r}")
 
 
 def has_documents(db: sqlite3.Connection) -> bool:

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from ..checksum import sha256_file
-from ..errors import REBUILD_HINT, DocumentNotFoundError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from ..errors import REBUILD_HINT, IndexCorruptError, IndexNotFoundError
 from ..types import Chunk
 from . import kinds
 from .checks import LayoutError, check_ivf_file, check_vector_file
-from .documents import DocumentInfo, has_documents, load_infos, load_text
+from .documents import DocumentInfo, has_documents, load_infos, load_text, require_document
 from .manifest import CHUNKS_DB, SENTENCE_STRIDE, Manifest, current_version, read_manifest
 from .tokens import TokenLayoutError, TokenStore
 from .vectors import SENTENCE_VECTORS, VECTORS, LoadedVectors
@@ -198,13 +198,7 @@ class IndexReader:
 
     def document_text(self, source: str) -> str:
         """The text every offset of ``source``'s chunks points into."""
-        if self.documents is None:
-            raise IndexMismatchError(
-                f"the index at {self.version_dir} was built by an older version that did not keep the documents' "
-                "text; run `rag index` to rebuild it"
-            )
-        if source not in self.documents:
-            raise DocumentNotFoundError(f"the index at {self.version_dir} holds no document named {source!r}")
+        require_document(self.documents, source, self.version_dir)
         with self._db_lock:
             try:
                 text = load_text(self._db, source)

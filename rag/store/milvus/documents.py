@@ -17,7 +17,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 
-from ...errors import REBUILD_HINT, DocumentNotFoundError, IndexCorruptError
+from ...errors import REBUILD_HINT, IndexCorruptError
 from ...types import Document
 from ..documents import DocumentInfo
 
@@ -120,6 +120,3 @@ def load_text(client, collection: str, source: str, info: DocumentInfo, gen: int
         raise IndexCorruptError(f"the text of {source!r} in {collection} is incomplete; {REBUILD_HINT}")
     return text
 
-
-def missing_document(source: str, where: str) -> DocumentNotFoundError:
-    return DocumentNotFoundError(f"the index in {where} holds no document named {source!r}")

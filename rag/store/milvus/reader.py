@@ -9,13 +9,13 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from ...errors import REBUILD_HINT, IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from ...errors import REBUILD_HINT, IndexCorruptError, IndexNotFoundError
 from ...types import Chunk
-from ..documents import DocumentInfo
+from ..documents import DocumentInfo, require_document
 from ..manifest import Manifest
 from ..reader import DOCUMENTS_SINCE
 from .connect import engine_errors
-from .documents import load_infos, load_text, missing_document
+from .documents import load_infos, load_text
 from .meta import expand
 from .schema import BM25_K1, SENTENCE_STRIDE, BuildNames, search_params
 
@@ -75,13 +75,7 @@ class MilvusReader:
 
     def document_text(self, source: str) -> str:
         """The text every offset of ``source``'s chunks points into."""
-        if self._documents is None:
-            raise IndexMismatchError(
-                f"the index in {self.where} was built by an older version that did not keep the documents' "
-                "text; run `rag index --full` to rebuild it"
-            )
-        if source not in self._documents:
-            raise missing_document(source, self.where)
+        require_document(self._documents, source, self.where)
         info, gen = self._documents[source]
         with engine_errors(self.where, self.names.documents):
             return load_text(self.client, self.names.documents, source, info, gen)

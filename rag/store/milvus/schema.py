@@ -28,6 +28,7 @@ SENTENCE_STRIDE = 1024
 BM25_K1, BM25_B = 1.5, 0.75  # bm25s's defaults (method "lucene"), so that the engine's scores are ours
 HNSW = {"M": 16, "efConstruction": 200}
 HNSW_EF = 256  # the least ef a search asks for (ef >= the number of results asked)
+KINDS = ("chunks", "sentences", "meta", "documents")  # the collections of a build
 _STAMP = re.compile(r"^[0-9]{8}T[0-9]{6}_[0-9a-f]{6}$")
 
 
@@ -36,24 +37,16 @@ class BuildNames:
     base: str
     stamp: str
 
-    @property
-    def chunks(self) -> str:
-        return f"{self.base}__{self.stamp}__chunks"
+    def name(self, kind: str) -> str:
+        return f"{self.base}__{self.stamp}__{kind}"
 
-    @property
-    def sentences(self) -> str:
-        return f"{self.base}__{self.stamp}__sentences"
+    chunks = property(lambda self: self.name("chunks"))
+    sentences = property(lambda self: self.name("sentences"))
+    meta = property(lambda self: self.name("meta"))
+    documents = property(lambda self: self.name("documents"))
 
-    @property
-    def meta(self) -> str:
-        return f"{self.base}__{self.stamp}__meta"
-
-    @property
-    def documents(self) -> str:
-        return f"{self.base}__{self.stamp}__documents"
-
-    def all(self) -> tuple[str, str, str, str]:
-        return (self.chunks, self.sentences, self.meta, self.documents)
+    def all(self) -> tuple[str, ...]:
+        return tuple(self.name(kind) for kind in KINDS)
 
     @classmethod
     def new(cls, base: str) -> BuildNames:
@@ -66,7 +59,7 @@ class BuildNames:
         if not collection.startswith(prefix):
             return None
         stamp, sep, kind = collection[len(prefix):].rpartition("__")
-        if not sep or kind not in ("chunks", "sentences", "meta", "documents") or not _STAMP.match(stamp):
+        if not sep or kind not in KINDS or not _STAMP.match(stamp):
             return None
         return cls(base, stamp)
 
