@@ -7,7 +7,10 @@ from .api import (
     build_index,
     get_embedder,
     index_status,
+    list_trash,
     register_embedder,
+    remove_document,
+    restore_document,
     search,
 )
 from .errors import (
@@ -21,9 +24,10 @@ from .errors import (
     InvalidQuestionError,
     ModelError,
     RagError,
+    public_message,
 )
 from .settings import Settings
-from .types import Answer, Chunk, Citation, Hit, IndexReport, IndexStatus
+from .types import Answer, Chunk, Citation, Hit, IndexReport, IndexStatus, TrashedSeed
 
 __all__ = [
     "MAX_UPLOAD_BYTES",
@@ -44,11 +48,16 @@ __all__ = [
     "ModelError",
     "RagError",
     "Settings",
+    "TrashedSeed",
     "add_document",
     "answer",
     "build_index",
     "get_embedder",
     "index_status",
+    "list_trash",
     "register_embedder",
+    "remove_document",
+    "restore_document",
+    "public_message",
     "search",
 ]

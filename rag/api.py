@@ -7,20 +7,21 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from . import indexer
-from .errors import IndexCorruptError, IndexNotFoundError
+from . import background, indexer, trash
+from .errors import ConfigError, IndexCorruptError, IndexNotFoundError
 from .model import registry
 from .model.base import Embedder
 from .query import compose, reference
 from .query.decide import BACKGROUND_POOL, decide
-from .query.retrieve import clamp_k, fit_to_model, rank, validate_question
+from .query.retrieve import clamp_k, fit_to_model, rank, validate_question, without_lone_surrogates
 from .query.token_match import embed_question
 from .settings import Settings
 from .store import IndexReader, check_compatible, current_version
-from .types import Answer, Hit, IndexReport, IndexStatus
+from .types import Answer, Hit, IndexReport, IndexStatus, TrashedSeed
 
 log = logging.getLogger("rag")
 
@@ -44,6 +45,8 @@ def register_embedder(embedder: Embedder) -> None:
 
 def _settings(seeds_dir=None, index_dir=None, model=None, settings: Settings | None = None) -> Settings:
     if settings is not None:
+        if not isinstance(settings, Settings):
+            raise ConfigError(f"settings must be a rag.Settings, not {type(settings).__name__}")
         return settings.with_(seeds_dir=seeds_dir, index_dir=index_dir, model=model)
     return Settings.from_env(seeds_dir=seeds_dir, index_dir=index_dir, model=model)
 
@@ -57,12 +60,18 @@ def build_index(
     wait: bool = True,
     show_progress: bool = False,
     settings: Settings | None = None,
+    separate_process: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> IndexReport:
-    """Index the seeds folder: embed added and changed seeds, drop removed ones."""
+    """Index the seeds folder: embed added and changed seeds, drop removed ones. With ``separate_process``
+    the work runs in a low-priority child process, so that answers in this one keep their speed."""
     s = _settings(seeds_dir, index_dir, model, settings)
     indexer.check_seeds_dir(s)  # before the model loads: a typo should fail fast
-    report = indexer.build_index(s, get_embedder(s.model), full=full, wait=wait, show_progress=show_progress)
-    return report
+    if separate_process:
+        return background.build_index(s, full=full, wait=wait, on_progress=on_progress)
+    return indexer.build_index(
+        s, get_embedder(s.model), full=full, wait=wait, show_progress=show_progress, on_progress=on_progress
+    )
 
 
 def _reader(s: Settings, embedder: Embedder) -> IndexReader:
@@ -116,6 +125,7 @@ def search(question: str, k: int = 5, index_dir=None, *, seeds_dir=None, model=N
 def answer(question: str, k: int = 5, index_dir=None, seeds_dir=None, *, model=None, settings=None) -> Answer:
     """A short answer quoting the passages that support it, or ``found=False`` when none does."""
     text, embedder, reader, k = _prepare(question, k, seeds_dir, index_dir, model, settings)
+    question = without_lone_surrogates(question)  # the question as asked, but always printable
     query_vec, token_scorer = embed_question(embedder, text)
     ranked = rank(reader, text, query_vec, max(k, BACKGROUND_POOL), token_scorer)
     # the answer is drafted first so that the decision can check what it would quote
@@ -165,6 +175,7 @@ def index_status(index_dir=None, seeds_dir=None, *, settings=None) -> IndexStatu
 
 
 MAX_UPLOAD_BYTES = 2_000_000
+MAX_NAME_BYTES = 255  # what Linux file systems take for one file name
 
 
 def add_document(
@@ -176,10 +187,14 @@ def add_document(
     overwrite: bool = False,
     max_bytes: int = MAX_UPLOAD_BYTES,
     settings: Settings | None = None,
+    separate_process: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[str, IndexReport]:
     """Save an uploaded ``.txt``/``.md`` document into the seeds folder and index it.
 
-    Checks type, size and encoding before anything is written; returns (source, report)."""
+    Checks name, type, size, encoding and what it would cost to index before anything is written; a
+    document it replaces goes to the trash (``restore_document``). With ``separate_process`` the
+    indexing runs in a low-priority child process (``rag.background``). Returns (source, report)."""
     import os
     import re
 
@@ -189,8 +204,11 @@ def add_document(
     s = _settings(seeds_dir, index_dir, None, settings)
     name = os.path.basename(str(filename or "").replace("\\", "/")).strip()
     name = re.sub(r"[\x00-\x1f/]", "", name).lstrip(".-") or ""
+    shown = without_lone_surrogates(name or str(filename))
+    if name != without_lone_surrogates(name) or len(name.encode("utf-8", "replace")) > MAX_NAME_BYTES:
+        raise InvalidDocumentError(f"“{shown[:80]}” cannot be a file name here; rename the file")
     if not name.lower().endswith(s.extensions):
-        raise InvalidDocumentError(f"only {' and '.join(s.extensions)} files can be added, not “{name or filename}”")
+        raise InvalidDocumentError(f"only {' and '.join(s.extensions)} files can be added, not “{shown[:80]}”")
     if not isinstance(content, (bytes, bytearray)):
         raise InvalidDocumentError("the document content must be bytes")
     if len(content) > max_bytes:
@@ -198,12 +216,43 @@ def add_document(
     doc, reason = parse_seed_bytes(name, bytes(content))
     if doc is None:
         raise InvalidDocumentError(f"{name} cannot be indexed: {reason}")
-    s.seeds_dir.mkdir(parents=True, exist_ok=True)
     target = s.seeds_dir / name
     if target.exists() and not overwrite:
         raise InvalidDocumentError(f"a document named {name} already exists in the seeds folder")
+    indexer.check_seeds_dir(s)
+    if separate_process:
+        return background.add_document(name, bytes(content), s, overwrite=overwrite, on_progress=on_progress)
+    indexer.check_document_cost(doc, len(content), s, get_embedder(s.model))
     tmp = s.seeds_dir / f".upload-{os.getpid()}-{threading.get_ident()}.tmp"
-    tmp.write_bytes(bytes(content))
-    os.replace(tmp, target)
-    report = build_index(settings=s)
-    return name, report
+    try:
+        tmp.write_bytes(bytes(content))
+        if target.exists():
+            trash.move_to_trash(s, name, copy=True)  # the seed stays in place until the new one replaces it
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise ConfigError(f"{name} cannot be saved in the seeds folder: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return name, build_index(settings=s, on_progress=on_progress)
+
+
+def remove_document(name: str, seeds_dir=None, index_dir=None, *, settings: Settings | None = None
+                    ) -> tuple[TrashedSeed, IndexReport]:
+    """Move seed ``name`` to the trash and update the index; ``restore_document`` brings it back."""
+    s = _settings(seeds_dir, index_dir, None, settings)
+    entry = trash.move_to_trash(s, name)
+    return entry, build_index(settings=s)
+
+
+def restore_document(name: str, seeds_dir=None, index_dir=None, *, settings: Settings | None = None
+                     ) -> tuple[TrashedSeed, IndexReport]:
+    """Put the newest trashed copy of seed ``name`` back and update the index (a seed of that name in its
+    place goes to the trash)."""
+    s = _settings(seeds_dir, index_dir, None, settings)
+    entry = trash.take_from_trash(s, name)
+    return entry, build_index(settings=s)
+
+
+def list_trash(index_dir=None, *, settings: Settings | None = None) -> list[TrashedSeed]:
+    """The replaced and removed seeds kept in the index folder's trash, newest first."""
+    return trash.list_trash(_settings(None, index_dir, None, settings))

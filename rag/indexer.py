@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,14 @@ from tqdm.auto import tqdm
 
 from .documents.chunk import MIN_CHUNK_TOKENS, chunk_document, embedding_text
 from .documents.discover import discover, read_seed
-from .errors import ConfigError, EmptyCorpusError, IndexBusyError, IndexCorruptError, IndexMismatchError
+from .errors import (
+    ConfigError,
+    EmptyCorpusError,
+    IndexBusyError,
+    IndexCorruptError,
+    IndexMismatchError,
+    InvalidDocumentError,
+)
 from .model.base import Embedder
 from .settings import Settings
 from .store import (
@@ -33,6 +41,13 @@ from .types import Chunk, Document, IndexReport, SeedChange
 log = logging.getLogger(__name__)
 LOCK_FILE = ".lock"
 EMBED_GROUP = 256  # chunks per call to the model: large enough to batch well, small enough for progress
+# What one added document may cost the model per MB of its bytes. The five seeds give ~1,360 passages and
+# ~7,900 sentences per MB; 2 MB of one repeated word gave ~2,400 passages per MB, each embedded twice at the
+# full 256 tokens (35 minutes of indexing on two cores). A passage's sentences partition it, so passages
+# per MB bound the model's work per MB, and the indexing time grows with the document's size.
+MAX_CHUNKS_PER_MB = 2_000
+MAX_SENTENCES_PER_MB = 50_000  # each text costs a little beyond its tokens
+COST_FLOOR_BYTES = 64_000  # a shorter document is allowed what a document of this size is
 
 
 @dataclass(frozen=True)
@@ -53,8 +68,10 @@ def build_index(
     wait: bool = True,
     show_progress: bool = False,
     crash_hook=None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> IndexReport:
-    """Bring ``settings.index_dir`` up to date with ``settings.seeds_dir``."""
+    """Bring ``settings.index_dir`` up to date with ``settings.seeds_dir``; ``on_progress(done, total)``
+    follows the texts embedded."""
     started = time.perf_counter()
     _check_chunk_size(settings, embedder)
     check_seeds_dir(settings)
@@ -108,7 +125,7 @@ def build_index(
             next_id += len(chunks)
             per_doc[doc.source] = chunks
             new_chunks += chunks
-        vectors, sentence_vectors = _embed_chunks(new_chunks, settings, embedder, show_progress)
+        vectors, sentence_vectors = _embed_chunks(new_chunks, settings, embedder, show_progress, on_progress)
         _hook(crash_hook, "embedded")
 
         # the vector index's kind follows the new chunk count (rag/store/kinds.py): the previous build's
@@ -257,7 +274,7 @@ def _plan(documents: list[Document], old: Manifest | None, full: bool, reason: s
 
 
 def _embed_chunks(
-    chunks: list[Chunk], settings: Settings, embedder: Embedder, show_progress: bool
+    chunks: list[Chunk], settings: Settings, embedder: Embedder, show_progress: bool, on_progress=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vectors for the chunks and for every sentence of them, in one pass over the model."""
     chunk_texts = [_model_text(c, c.text, settings, embedder) for c in chunks]
@@ -271,7 +288,37 @@ def _embed_chunks(
             group = order[i : i + EMBED_GROUP]
             vectors[group] = embedder.embed_documents([texts[j] for j in group])
             bar.update(len(group))
+            if on_progress is not None:
+                on_progress(min(i + EMBED_GROUP, len(texts)), len(texts))
     return vectors[: len(chunk_texts)], vectors[len(chunk_texts) :]
+
+
+def check_document_cost(doc: Document, size: int, settings: Settings, embedder: Embedder) -> int:
+    """Refuse a document that would cost the model more per MB than ``MAX_CHUNKS_PER_MB`` allows (repeated
+    or generated text); returns its number of passages."""
+    _check_chunk_size(settings, embedder)
+    chunks = chunk_document(
+        doc,
+        chunk_tokens=settings.chunk_tokens,
+        overlap_tokens=settings.chunk_overlap_tokens,
+        count_tokens=embedder.count_tokens,
+        first_id=0,
+        clean=settings.clean_boilerplate,
+    )
+    megabytes = max(size, COST_FLOOR_BYTES) / 1e6
+    sentences = sum(len(c.sentences) for c in chunks)
+    if len(chunks) > MAX_CHUNKS_PER_MB * megabytes:
+        raise InvalidDocumentError(
+            f"{doc.source} splits into {len(chunks):,} passages ({len(chunks) / megabytes:,.0f} per MB); "
+            f"ordinary text gives fewer than {MAX_CHUNKS_PER_MB:,} per MB, and this much would take too long "
+            "to index (repeated or generated text?)"
+        )
+    if sentences > MAX_SENTENCES_PER_MB * megabytes:
+        raise InvalidDocumentError(
+            f"{doc.source} holds {sentences:,} sentences ({sentences / megabytes:,.0f} per MB), more than the "
+            f"{MAX_SENTENCES_PER_MB:,} per MB that can be indexed in reasonable time"
+        )
+    return len(chunks)
 
 
 def _model_text(chunk: Chunk, text: str, settings: Settings, embedder: Embedder) -> str:

@@ -33,6 +33,12 @@ def split_backend(model: str) -> tuple[str, str | None]:
     )
 
 
+def fake_dim(model: str) -> int:
+    """The dimension a ``fake-sha256-<dim>`` name asks for (``FakeEmbedder.model_id``); 0 for a real model."""
+    prefix, _, dim = model.rpartition("-")
+    return int(dim) if prefix == "fake-sha256" and dim.isdigit() and 0 < int(dim) <= 4096 else 0
+
+
 def get_embedder(model: str = DEFAULT_MODEL_ID) -> Embedder:
     """The embedder for ``model``, loaded once per process and then reused. ``"<model>#<backend>"``
     selects a faster CPU runtime of the same model (``rag.model.onnx.BACKENDS``)."""
@@ -40,7 +46,12 @@ def get_embedder(model: str = DEFAULT_MODEL_ID) -> Embedder:
         if model not in _cache:
             log.info("Loading embedding model %s", model)
             base, backend = split_backend(model)
-            if backend is None:
+            if fake_dim(model):
+                # the model-free test embedder, by name: a child process (rag.worker) finds it this way too
+                from .fake import FakeEmbedder
+
+                _cache[model] = FakeEmbedder(dim=fake_dim(model))
+            elif backend is None:
                 from .sentence_transformer import SentenceTransformerEmbedder
 
                 _cache[model] = SentenceTransformerEmbedder(model)
