@@ -6,12 +6,16 @@
 Endpoints a script can call with gradio_client:
 - ``/chat`` (question) -> answer text with [n] markers and the numbered sources, plain text;
 - ``/add_document`` (file, replace) and ``/rebuild_index`` (full: re-embed everything) -> (notice, index panel),
-  both absent, not just hidden, when the app is read-only.
-Every other event is private: the page uses it, clients cannot call it.
+  both absent, not just hidden, when the app is read-only, and needing the write token when the server has
+  one (``Client(url, headers={"Authorization": "Bearer <token>"})``).
+Every other event is the page's own: ``ui.guard`` lets only a page this server sent call it, and refuses
+every route Gradio has that the page and those endpoints do not need. Indexing (upload, rebuild) runs in a
+separate low-priority process (``rag.background``), so answers keep their speed meanwhile.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -19,11 +23,12 @@ from pathlib import Path
 from typing import NoReturn
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 import rag
 from rag import MAX_UPLOAD_BYTES
 
-from . import render
+from . import guard, render
 
 log = logging.getLogger("ui")
 
@@ -52,6 +57,14 @@ MAX_QUESTION_CHARS = 2000
 # index, one at a time.
 ANSWERS = "answers"
 INDEX_WRITES = "index-writes"
+# Gradio's upload cache: checked every 5 minutes, a file older than 15 is deleted (each upload is deleted
+# as soon as it is indexed; this catches uploads no event ever used), and all of it when the server stops.
+DELETE_CACHE = (300, 900)
+# Sets the cookie ui.guard reads, so the page's uploads and events carry the token (never sent as data).
+SET_TOKEN_COOKIE = (
+    f"(token) => {{ document.cookie = '{guard.TOKEN_COOKIE}=' + encodeURIComponent(token || '') "
+    "+ '; path=/; SameSite=Strict'; return []; }"
+)
 STYLE = (Path(__file__).with_name("style.css")).read_text(encoding="utf-8")
 # System fonts: nothing to download for the page to look right.
 THEME = gr.themes.Default(
@@ -61,10 +74,13 @@ THEME = gr.themes.Default(
 )
 
 
-def build_app(settings: rag.Settings, read_only: bool = False) -> gr.Blocks:
-    """The page. With ``read_only`` the upload and rebuild controls and their endpoints do not exist."""
-    handlers = _Handlers(settings, read_only)
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
+def build_app(
+    settings: rag.Settings, read_only: bool = False, *, token_box: bool = False, separate_indexing: bool = True
+) -> gr.Blocks:
+    """The page. With ``read_only`` the upload and rebuild controls and their endpoints do not exist; with
+    ``token_box`` the page asks for the write token; ``separate_indexing`` indexes in a child process."""
+    handlers = _Handlers(settings, read_only, separate_indexing)
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=DELETE_CACHE) as app:
         gr.HTML(
             f'<header class="rag-header"><h1>{render.escape(TITLE)}</h1><p>{render.escape(SUBTITLE)}</p></header>',
             js_on_load=None,
@@ -110,6 +126,12 @@ def build_app(settings: rag.Settings, read_only: bool = False) -> gr.Blocks:
             with gr.Column(scale=1, min_width=260, elem_classes="rag-side"):
                 status_panel = gr.HTML(render.STATUS_HEADING, elem_id="rag-status", js_on_load=None)
                 if not read_only:
+                    if token_box:
+                        token = gr.Textbox(
+                            label="Write token", type="password", elem_id="rag-token", max_lines=1,
+                            placeholder="needed to add documents or rebuild",
+                        )
+                        token.change(None, [token], None, js=SET_TOKEN_COOKIE)
                     rebuild_button = gr.Button("Rebuild index", variant="secondary", elem_id="rag-rebuild")
                     full_rebuild = gr.Checkbox(label="Re-embed every document (slower)", value=False, container=False)
                     # Starts with a hint, so the progress of a rebuild or an upload has room to show here.
@@ -159,9 +181,14 @@ class _Handlers:
     """The event handlers. They hold only the frozen settings: each session's conversation travels
     with its own events, so people chatting at once never see each other's answers."""
 
-    def __init__(self, settings: rag.Settings, read_only: bool) -> None:
+    def __init__(self, settings: rag.Settings, read_only: bool, separate_indexing: bool = True) -> None:
         self.settings = settings
         self.read_only = read_only
+        self.separate_indexing = separate_indexing
+
+    def _message(self, error: object) -> str:
+        """A library message as a remote person may see it: no path of this machine."""
+        return rag.public_message(error, [self.settings.seeds_dir, self.settings.index_dir])
 
     # --- chat (page) ---
 
@@ -184,8 +211,8 @@ class _Handlers:
             answer = rag.answer(question, settings=self.settings)
             reply = render.render_answer(answer, turn)
         except rag.RagError as exc:
-            gr.Warning(render.escape(str(exc)))
-            reply = render.render_error(str(exc))
+            gr.Warning(render.escape(self._message(exc)))
+            reply = render.render_error(self._message(exc))
         except Exception:
             log.exception("answering %r failed", question)
             reply = render.render_error("the answer could not be computed; the details are in the server log")
@@ -199,7 +226,7 @@ class _Handlers:
         try:
             return render.answer_as_text(rag.answer(question, settings=self.settings))
         except rag.RagError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            raise gr.Error(self._message(exc), print_exception=False) from None
         except Exception:
             log.exception("answering %r failed", question)
             raise gr.Error("the answer could not be computed; the details are in the server log") from None
@@ -208,22 +235,28 @@ class _Handlers:
 
     def index_panel(self) -> str:
         try:
-            return render.render_index_status(rag.index_status(settings=self.settings), self.read_only)
+            status = rag.index_status(settings=self.settings)
+            # a model given as a local folder is named by its path: only its last part leaves this machine
+            status = dataclasses.replace(status, model_id=self._message(status.model_id))
+            return render.render_index_status(status, self.read_only)
         except rag.RagError as exc:
-            return render.render_notice(f"The index cannot be read: {exc}", "error")
+            return render.render_notice(f"The index cannot be read: {self._message(exc)}", "error")
 
-    def rebuild_index(self, full: bool, progress=gr.Progress(track_tqdm=True)) -> tuple[str, str]:  # noqa: B008
+    def rebuild_index(self, full: bool, progress=gr.Progress()) -> tuple[str, str]:  # noqa: B008
         """Update the index from the seeds folder (or re-embed everything). Returns (notice, index panel)."""
         progress(0, desc="Rebuilding the index")
         try:
-            report = rag.build_index(settings=self.settings, full=bool(full), show_progress=True)
+            report = rag.build_index(
+                settings=self.settings, full=bool(full), separate_process=self.separate_indexing,
+                on_progress=_embedding_progress(progress),
+            )
             notice = render.render_notice(render.describe_report(report, requested_full=bool(full)), "success")
         except rag.RagError as exc:
-            gr.Warning(render.escape(str(exc)))
-            notice = render.render_notice(str(exc), "error")
+            gr.Warning(render.escape(self._message(exc)))
+            notice = render.render_notice(self._message(exc), "error")
         return notice, self.index_panel()
 
-    def add_document(self, path: str | None, replace: bool) -> tuple[str, str, None]:
+    def add_document(self, path: str | None, replace: bool, progress=gr.Progress()) -> tuple[str, str, None]:  # noqa: B008
         """Save an uploaded .txt/.md into the seeds folder and index it. Returns (notice, index panel, cleared
         upload box)."""
         if not path:
@@ -231,12 +264,16 @@ class _Handlers:
         upload = Path(path)
         try:
             content = upload.read_bytes()
-            source, report = rag.add_document(upload.name, content, settings=self.settings, overwrite=bool(replace))
+            progress(0, desc=f"Indexing {upload.name}")
+            source, report = rag.add_document(
+                upload.name, content, settings=self.settings, overwrite=bool(replace),
+                separate_process=self.separate_indexing, on_progress=_embedding_progress(progress),
+            )
             notice = render.render_notice(render.describe_added_document(source, report), "success")
             gr.Info(render.escape(f"Added {source}"))
         except rag.RagError as exc:
-            gr.Warning(render.escape(str(exc)))
-            notice = render.render_notice(str(exc), "error")
+            gr.Warning(render.escape(self._message(exc)))
+            notice = render.render_notice(self._message(exc), "error")
         except OSError:
             log.exception("reading the upload %s failed", upload)
             notice = render.render_notice("The uploaded file could not be read; try again.", "error")
@@ -244,6 +281,13 @@ class _Handlers:
             # The seeds folder holds the document now; no copy should stay servable from Gradio's cache.
             _remove_quietly(upload)
         return notice, self.index_panel(), None
+
+
+def _embedding_progress(progress):
+    def report(done: int, total: int) -> None:
+        progress((done, total), desc="Embedding passages", unit="texts")
+
+    return report
 
 
 def _role(message) -> str:
@@ -263,10 +307,16 @@ def start(
     port: int = 7860,
     read_only: bool = False,
     quiet: bool = True,
+    *,
+    write_token: str | None = None,
+    separate_indexing: bool = True,
+    upload_limits: guard.UploadLimits | None = None,
 ) -> tuple[gr.Blocks, str]:
-    """Launch the app in Gradio's server thread and return (app, local URL) at once."""
-    app = build_app(settings, read_only=read_only)
+    """Launch the app in Gradio's server thread, behind ``ui.guard``, and return (app, local URL) at once."""
+    app = build_app(settings, read_only=read_only, token_box=bool(write_token), separate_indexing=separate_indexing)
     app.queue(default_concurrency_limit=ANSWER_CONCURRENCY, max_size=MAX_QUEUE)
+    limits = upload_limits or guard.UploadLimits(extensions=tuple(settings.extensions), max_file_bytes=MAX_UPLOAD_BYTES)
+    policy = guard.policy_for(app, read_only, write_token, limits)
     _, url, _ = app.launch(
         server_name=host,
         server_port=port,
@@ -288,12 +338,22 @@ def start(
         footer_links=["api"],
         theme=THEME,
         css=STYLE,
+        app_kwargs={"middleware": [Middleware(guard.Guard, policy=policy)]},
     )
     return app, url
 
 
-def serve(settings: rag.Settings, host: str = "127.0.0.1", port: int = 7860, read_only: bool = False) -> None:
+def serve(
+    settings: rag.Settings,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    read_only: bool = False,
+    write_token: str | None = None,
+) -> None:
     """Run the chat UI until Ctrl+C (``rag serve``)."""
+    problem = guard.exposure_problem(host, write_token, read_only)
+    if problem:
+        raise rag.ConfigError(problem)
     # No usage statistics and no update check: the product works offline.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     # Find out before the model loads, not after.
@@ -301,10 +361,10 @@ def serve(settings: rag.Settings, host: str = "127.0.0.1", port: int = 7860, rea
     print(f"Loading the model and the index from {settings.index_dir} …", flush=True)
     _warm_up(settings, read_only)
     try:
-        app, url = start(settings, host=host, port=port, read_only=read_only, quiet=True)
+        app, url = start(settings, host=host, port=port, read_only=read_only, quiet=True, write_token=write_token)
     except OSError:
         _port_refused(host, port)
-    mode = " (read-only)" if read_only else ""
+    mode = " (read-only)" if read_only else (" (writes need the token)" if write_token else "")
     print(f"Ask the articles{mode} is running at {url}  (Ctrl+C to stop)", flush=True)
     app.block_thread()
 
