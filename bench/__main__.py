@@ -3,6 +3,7 @@
     .venv/bin/python -m bench            # every section, ~15 min on 2 cores (results: docs/benchmarks.md)
     .venv/bin/python -m bench --quick    # fewer repeats, smaller scale runs
     .venv/bin/python -m bench --only pipeline,load
+    .venv/bin/python -m bench --only serving   # answers under 20 /chat clients during a rebuild (issue 20)
 
 Each section runs in its own process (bench/sections.py); each figure is a median over repeated
 runs, and each comparison a ratio measured in the same run, the two sides alternating. The raw
@@ -22,7 +23,7 @@ from pathlib import Path
 from .common import CACHE, PY, REPO, child_env, cpu_model, load_average, median
 from .common import run_section as _run
 
-SECTIONS = ("pipeline", "load", "addone", "fastembed", "ann", "sqlite")
+SECTIONS = ("pipeline", "load", "addone", "fastembed", "ann", "sqlite", "serving")
 
 
 def _yes(ok: bool | None) -> str:
@@ -119,6 +120,18 @@ def table(r: dict) -> list[tuple[str, ...]]:
             f"open-time id scan {s['open_scan_s']:.1f} s (+{s['open_scan_rss_mb']:.0f} MB); full text scan (BM25) {s['full_text_scan_s']:.1f} s",
             "", "cheap lookups", _yes(s["lookup200_p95_ms"] <= 20),
         ))
+    sv = r.get("serving")
+    if sv:
+        for way, w in sv["ways"].items():
+            rows.append((
+                f"/chat p95 under {sv['clients']} clients during a full rebuild ({sv['chunks']} chunks), indexing {way} "
+                f"(n={w['baseline_n']}/{w['during_n']})",
+                f"{w['during_p95_s']:.2f} s during (p50 {w['during_p50_s']:.2f} s, max {w['during_max_s']:.1f} s)",
+                f"{w['baseline_p95_s']:.2f} s without indexing (p50 {w['baseline_p50_s']:.2f} s); rebuild took "
+                f"{w['rebuild_s']:.0f} s{'' if w['rebuild_done_in_window'] else ' (past the window)'}; RSS: server "
+                f"peak {w.get('server_peak_rss_mib', 0):.0f} MiB, indexing process {w.get('indexing_child_rss_mib', 0):.0f} MiB",
+                f"{w['p95_ratio']:.2f}x", "<= 2x (issue 20)", _yes(w["p95_ratio"] <= 2.0),
+            ))
     peaks = [f"{k} {v['_peak_rss_mb']:.0f}" for k, v in r.items()
              if isinstance(v, dict) and "_peak_rss_mb" in v and k != "addone"]
     if a and a.get("rss_mb"):
@@ -166,10 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     workdir = CACHE / f"work-{os.getpid()}"
     started = time.perf_counter()
     try:
-        def step(name: str, *extra: str) -> None:
+        def step(name: str, *extra: str, module: str = "") -> None:
             t = time.perf_counter()
             print(f"[bench] {name} ... (load average {load_average()})", file=sys.stderr, flush=True)
-            results[name] = _run(name, *extra)
+            results[name] = _run(name, *extra, module=module)
             print(f"[bench] {name} done in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
 
         if "pipeline" in only or "load" in only:
@@ -201,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             step("ann", "--sizes", "0,100000" if q else "0,100000,1000000", *(["--quick"] if q else []))
         if "sqlite" in only:
             step("sqlite", "--rows", "100000" if q else "1000000")
+        if "serving" in only:
+            step("serving", *(["--quick"] if q else []), module="bench.serving")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["_meta"]["seconds"] = time.perf_counter() - started

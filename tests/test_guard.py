@@ -272,3 +272,36 @@ def test_rag_serve_refuses_to_start_on_all_interfaces_without_a_token(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("rag: error: --host 0.0.0.0 listens beyond this machine")
     assert "--read-only" in result.stderr
+
+
+@pytest.mark.browser
+def test_the_page_works_behind_the_guard_and_its_token_box_unlocks_uploads(corpus, tmp_path):
+    """In Chromium: the page's own events pass (its cookie), an upload without the token is refused with
+    the reason, and the same upload passes once the token is typed in the page's box."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.ui_helpers import CHROMIUM, CHROMIUM_ARGS
+
+    note = tmp_path / "cidre.md"
+    note.write_text("# Le cidre\n\nLe cidre de Normandie se fait avec des pommes à cidre.", encoding="utf-8")
+    with server(corpus, write_token=TOKEN) as (_, url), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            page.wait_for_selector("#rag-status .rag-status-counts", timeout=30_000)
+            box = page.locator("#rag-question textarea")
+            box.fill(QUESTION)
+            box.press("Enter")
+            page.locator("#rag-chat .rag-answer").first.wait_for(timeout=60_000)
+            page.locator("#rag-upload input[type=file]").set_input_files(str(note))
+            page.get_by_text("uploading documents needs the write token").first.wait_for(timeout=30_000)
+            assert not (corpus.seeds_dir / "cidre.md").exists()
+            page.locator("#rag-token input").fill(TOKEN)
+            page.locator("#rag-token input").press("Tab")
+            page.locator("#rag-upload input[type=file]").set_input_files(str(note))
+            page.wait_for_selector("#rag-notice .rag-notice-success", timeout=90_000)
+            assert "Added cidre.md" in page.locator("#rag-notice").inner_text()
+            assert TOKEN not in page.content()
+        finally:
+            browser.close()
