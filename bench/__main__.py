@@ -132,6 +132,16 @@ def table(r: dict) -> list[tuple[str, ...]]:
                 f"peak {w.get('server_peak_rss_mib', 0):.0f} MiB, indexing process {w.get('indexing_child_rss_mib', 0):.0f} MiB",
                 f"{w['p95_ratio']:.2f}x", "<= 2x (issue 20)", _yes(w["p95_ratio"] <= 2.0),
             ))
+    up = sv.get("uploads") if sv else None
+    if up:
+        per_mb = [u["s"] / (u["bytes"] / 1e6) for u in up["prose"]]
+        rows.append((
+            "upload of prose indexed, in the server's process (" + ", ".join(
+                f"{u['bytes'] // 1000} KB {u['s']:.1f} s" for u in up["prose"]) + ")",
+            f"{median(per_mb):.0f} s per MB (from {min(per_mb):.0f} to {max(per_mb):.0f})",
+            f"2 MB of one repeated word: {'refused' if up['repeated_refused'] else 'ACCEPTED'} in {up['repeated_s']:.0f} s",
+            f"{max(per_mb) / min(per_mb):.2f}x", "time proportional to size", _yes(max(per_mb) / min(per_mb) <= 1.5),
+        ))
     peaks = [f"{k} {v['_peak_rss_mb']:.0f}" for k, v in r.items()
              if isinstance(v, dict) and "_peak_rss_mb" in v and k != "addone"]
     if a and a.get("rss_mb"):

@@ -232,6 +232,35 @@ def measure(way: str, base: Path, baseline_s: float, during_s: float) -> dict:
         process.wait()
 
 
+def measure_uploads(base: Path, sizes: list[int]) -> dict:
+    """Seconds to add (check, save, index) documents of ordinary prose of growing size, through
+    ``rag.add_document`` in this process; and the seconds to refuse 2 MB of one repeated word."""
+    import rag
+
+    settings = rag.Settings(seeds_dir=base / "seeds", index_dir=base / "index")
+    prose = "\n\n".join(p.read_text(encoding="utf-8") for p in sorted(SEEDS.iterdir()))
+    out: dict = {"prose": []}
+    for size in sizes:
+        text = (prose * (size // len(prose) + 1))[:size]
+        started = time.perf_counter()
+        _, report = rag.add_document(f"prose-{size}.txt", text.encode("utf-8"), settings=settings)
+        seconds = time.perf_counter() - started
+        out["prose"].append({"bytes": len(text.encode("utf-8")), "chunks": report.chunks_embedded, "s": seconds})
+        rag.remove_document(f"prose-{size}.txt", settings=settings)
+        print(f"  upload of {size:,} bytes of prose: {seconds:.1f} s ({report.chunks_embedded} passages)",
+              file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    try:
+        rag.add_document("mots.txt", b"mot " * 500_000, settings=settings)
+        out["repeated_refused"] = False
+    except rag.InvalidDocumentError as exc:
+        out["repeated_refused"], out["repeated_reason"] = True, str(exc)
+    out["repeated_s"] = time.perf_counter() - started
+    print(f"  2 MB of one repeated word: refused={out['repeated_refused']} in {out['repeated_s']:.1f} s",
+          file=sys.stderr, flush=True)
+    return out
+
+
 def run(quick: bool, ways: list[str]) -> dict:
     import rag
 
@@ -245,6 +274,7 @@ def run(quick: bool, ways: list[str]) -> dict:
                "during_s": 30 if quick else 60, "ways": {}}
         for way in ways:
             out["ways"][way] = measure(way, base, out["baseline_s"], out["during_s"])
+        out["uploads"] = measure_uploads(base, [25_000, 50_000] if quick else [25_000, 50_000, 100_000, 200_000])
     finally:
         shutil.rmtree(base, ignore_errors=True)
     out["peak_rss_mb"] = peak_rss_mb()

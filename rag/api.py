@@ -219,7 +219,10 @@ def add_document(
     target = s.seeds_dir / name
     if target.exists() and not overwrite:
         raise InvalidDocumentError(f"a document named {name} already exists in the seeds folder")
-    indexer.check_seeds_dir(s)
+    try:
+        s.seeds_dir.mkdir(parents=True, exist_ok=True)  # an upload may start the collection
+    except OSError as exc:
+        raise ConfigError(f"the seeds folder {s.seeds_dir} cannot be made: {exc.strerror or exc}") from None
     if separate_process:
         return background.add_document(name, bytes(content), s, overwrite=overwrite, on_progress=on_progress)
     indexer.check_document_cost(doc, len(content), s, get_embedder(s.model))

@@ -2,11 +2,11 @@
 
     python -m rag.worker < request.json
 
-Its first act is to lower its own CPU priority to the lowest niceness (19), before any library starts a
-thread, so that every thread it starts inherits it: next to a server's threads at niceness 0 it gets about
-1.5% of a busy core (weights 15 and 1024) and all of an idle one. (Linux's ``SCHED_IDLE`` would give it
-nothing at all while any other process runs: on a shared machine an upload would wait indefinitely.)
-Standard output carries the protocol and nothing else."""
+``rag.background`` starts it at the lowest CPU priority (``nice -n 19``): next to a server's threads at
+niceness 0 it gets about 1.5% of a busy core (weights 15 and 1024) and all of an idle one. (Linux's
+``SCHED_IDLE`` would give it nothing at all while any other process runs: on a shared machine an upload
+would wait indefinitely.) Its first act is to lower itself too, for a parent without ``nice``. Standard
+output carries the protocol and nothing else."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ import os
 import sys
 from dataclasses import asdict
 
-
-LOWEST_PRIORITY = 19
+from .background import LOWEST_PRIORITY, settings_from_json
 
 
 def lower_priority() -> int:
@@ -39,7 +38,6 @@ def main() -> int:
         protocol.flush()
 
     from . import api
-    from .background import settings_from_json
     from .errors import RagError
 
     try:

@@ -89,6 +89,12 @@ def test_a_child_that_dies_is_a_rag_error_and_the_index_is_untouched(fake_settin
 
 
 def test_the_worker_runs_at_the_lowest_priority_and_keeps_stdout_for_the_protocol():
+    # every thread of the child, those numpy starts on import included, runs at niceness 19
+    code = "import os, rag; print(sorted({os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir('/proc/self/task')}))"
+    command = [*background.low_priority_prefix(), sys.executable, "-c", code]
+    result = subprocess.run(command, capture_output=True, text=True, env=child_env(), timeout=60)
+    assert result.stdout.strip() == "[19]", result.stderr
+    # and without `nice`, the worker lowers itself: the threads it starts inherit it
     code = (
         "import os, threading\n"
         "from rag.worker import lower_priority\n"
@@ -97,7 +103,7 @@ def test_the_worker_runs_at_the_lowest_priority_and_keeps_stdout_for_the_protoco
         "t.start(); t.join()\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=60)
-    assert result.stdout.split() == ["19", "19"], result.stderr  # and the threads it starts inherit it
+    assert result.stdout.split() == ["19", "19"], result.stderr
     request = '{"action": "nothing", "settings": {}}'
     result = subprocess.run(
         [sys.executable, "-m", "rag.worker"], input=request, capture_output=True, text=True, env=child_env(), timeout=60

@@ -305,3 +305,20 @@ def test_the_page_works_behind_the_guard_and_its_token_box_unlocks_uploads(corpu
             assert TOKEN not in page.content()
         finally:
             browser.close()
+
+
+def test_a_new_endpoint_or_a_page_event_that_writes_needs_the_token():
+    """Fail closed: a named endpoint not known to read is a write; a page event in the app's write group
+    is a write too."""
+    import gradio as gr
+
+    with gr.Blocks() as blocks:
+        box = gr.Textbox()
+        box.submit(lambda x: x, box, box, api_name="chat")
+        box.change(lambda x: x, box, box, api_name="add_url")  # say, a later way to add documents
+        box.blur(lambda x: x, box, box, api_visibility="private", concurrency_id=ui_app.INDEX_WRITES)
+        box.focus(lambda x: x, box, box, api_visibility="private")
+    policy = guard.policy_for(blocks, False, TOKEN, guard.UploadLimits(), write_group=ui_app.INDEX_WRITES)
+    assert list(policy.events.values()) == ["read", "write", "page-write", "page"]
+    assert policy.names == {"chat": 0, "add_url": 1}
+    assert TOKEN not in repr(policy)

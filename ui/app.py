@@ -54,7 +54,7 @@ ANSWER_CONCURRENCY = 2
 MAX_QUEUE = 64
 MAX_QUESTION_CHARS = 2000
 # Answers from the page and from /chat share the two slots; upload and rebuild write the seeds and the
-# index, one at a time.
+# index, one at a time. Every event in INDEX_WRITES needs the write token (ui.guard).
 ANSWERS = "answers"
 INDEX_WRITES = "index-writes"
 # Gradio's upload cache: checked every 5 minutes, a file older than 15 is deleted (each upload is deleted
@@ -316,7 +316,7 @@ def start(
     app = build_app(settings, read_only=read_only, token_box=bool(write_token), separate_indexing=separate_indexing)
     app.queue(default_concurrency_limit=ANSWER_CONCURRENCY, max_size=MAX_QUEUE)
     limits = upload_limits or guard.UploadLimits(extensions=tuple(settings.extensions), max_file_bytes=MAX_UPLOAD_BYTES)
-    policy = guard.policy_for(app, read_only, write_token, limits)
+    policy = guard.policy_for(app, read_only, write_token, limits, write_group=INDEX_WRITES)
     _, url, _ = app.launch(
         server_name=host,
         server_port=port,

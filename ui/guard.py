@@ -32,7 +32,8 @@ from urllib.parse import unquote, urlsplit
 from starlette.datastructures import Headers, UploadFile
 from starlette.requests import Request
 
-WRITE_ENDPOINTS = frozenset({"add_document", "rebuild_index"})
+# Named endpoints open without the token; any other named endpoint writes (so a new one fails closed).
+READ_ENDPOINTS = frozenset({"chat"})
 PAGE_COOKIE = "rag_page"
 TOKEN_COOKIE = "rag_write_token"
 TOKEN_HEADER = "x-rag-token"
@@ -60,7 +61,8 @@ class UploadLimits:
 @dataclass(frozen=True)
 class Policy:
     """What the guard enforces. ``events`` maps each fn_index to its kind: ``read`` and ``write`` (named
-    endpoints, by ``names``), ``page`` (the page's private events) or ``none`` (browser-only code)."""
+    endpoints, by ``names``), ``page`` and ``page-write`` (the page's private events) or ``none``
+    (browser-only code)."""
 
     events: dict[int, str]
     names: dict[str, int]
@@ -69,18 +71,23 @@ class Policy:
     uploads: UploadLimits = UploadLimits()
 
 
-def policy_for(blocks, read_only: bool, write_token: str | None, uploads: UploadLimits) -> Policy:
-    """The policy of a built Gradio app: each event's kind from its visibility and name."""
+def policy_for(
+    blocks, read_only: bool, write_token: str | None, uploads: UploadLimits, write_group: str = ""
+) -> Policy:
+    """The policy of a built Gradio app: each event's kind from its visibility and name. An event in the
+    ``write_group`` concurrency group writes, whatever its visibility: the page's own events need the
+    token for that too."""
     events: dict[int, str] = {}
     names: dict[str, int] = {}
     for index, fn in blocks.fns.items():
+        writes = bool(write_group) and fn.concurrency_id == write_group
         if fn.fn is None:
             events[index] = "none"
         elif fn.api_visibility == "public" and fn.api_name:
-            events[index] = "write" if fn.api_name in WRITE_ENDPOINTS else "read"
+            events[index] = "read" if fn.api_name in READ_ENDPOINTS and not writes else "write"
             names[fn.api_name] = index
         else:
-            events[index] = "page"
+            events[index] = "page-write" if writes else "page"
     return Policy(events, names, read_only, write_token or None, uploads)
 
 
@@ -183,7 +190,7 @@ class Guard:
         kind = self._event_kind(path, body, headers)
         if kind is None:
             await _refuse(send, 404, "no such endpoint")
-        elif kind == "write" and not self._may_write(headers):
+        elif kind in ("write", "page-write") and not self._may_write(headers):
             await _refuse(send, 403, "adding documents and rebuilding need the write token")
         else:
             await self.app(scope, _replay(body, receive), send)
@@ -207,7 +214,7 @@ class Guard:
         if isinstance(fn_index, bool) or not isinstance(fn_index, int) or fn_index not in self.policy.events:
             return None
         kind = self.policy.events[fn_index]
-        if kind == "none" or (kind == "page" and not self._from_page(headers)):
+        if kind == "none" or (kind.startswith("page") and not self._from_page(headers)):
             return None
         return kind
 
