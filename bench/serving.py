@@ -263,7 +263,7 @@ def measure_uploads(base: Path, sizes: list[int]) -> dict:
     return out
 
 
-def run(quick: bool, ways: list[str]) -> dict:
+def run(quick: bool, ways: list[str], upload_sizes: list[int] | None = None) -> dict:
     import rag
 
     base = Path(tempfile.mkdtemp(prefix="rag-bench-serving-"))
@@ -276,7 +276,10 @@ def run(quick: bool, ways: list[str]) -> dict:
                "during_s": 30 if quick else 60, "ways": {}}
         for way in ways:
             out["ways"][way] = measure(way, base, out["baseline_s"], out["during_s"])
-        out["uploads"] = measure_uploads(base, [25_000, 50_000] if quick else [25_000, 50_000, 100_000, 200_000])
+        if upload_sizes is None:
+            upload_sizes = [25_000, 50_000] if quick else [25_000, 50_000, 100_000, 200_000]
+        if upload_sizes:
+            out["uploads"] = measure_uploads(base, upload_sizes)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     out["peak_rss_mb"] = peak_rss_mb()
@@ -288,9 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--ways", default=",".join(WAYS))
+    p.add_argument("--upload-sizes", help="bytes of prose to add, comma-separated ('' for none)")
     args = p.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    result = run(args.quick, [w for w in args.ways.split(",") if w])
+    sizes = None if args.upload_sizes is None else [int(x) for x in args.upload_sizes.split(",") if x]
+    result = run(args.quick, [w for w in args.ways.split(",") if w], sizes)
     args.out.write_text(json.dumps(result, indent=2, default=str))
     return 0
 

@@ -29,7 +29,7 @@ from .settings import Settings
 from .types import IndexReport, SeedChange
 
 log = logging.getLogger(__name__)
-LOWEST_PRIORITY = 19  # niceness: next to threads at 0 it gets ~1.5% of a busy core (weights 15 and 1024)
+LOWEST_PRIORITY = 19  # niceness (rag.worker then moves itself to SCHED_IDLE)
 # the folder that holds this ``rag`` package: the child imports the same code as its parent
 _CODE_ROOT = str(Path(__file__).resolve().parent.parent)
 _STDERR_LINES_KEPT = 40
@@ -100,9 +100,9 @@ def run(request: dict, on_progress: Callable[[int, int], None] | None = None) ->
 
 
 def low_priority_prefix() -> list[str]:
-    """``nice -n 19``: the child starts at the lowest priority, so even the threads that importing numpy
-    starts (before any code of ours could lower it) have it. The worker lowers itself too, where ``nice``
-    is missing."""
+    """``nice -n 19``: the child starts at the lowest niceness, so even the threads that importing numpy
+    starts (before any code of ours runs) have it. The worker lowers itself further (``SCHED_IDLE``), and
+    to niceness 19 where ``nice`` is missing."""
     nice = shutil.which("nice")
     return [nice, "-n", str(LOWEST_PRIORITY)] if nice else []
 

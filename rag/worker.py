@@ -2,15 +2,17 @@
 
     python -m rag.worker < request.json
 
-``rag.background`` starts it at the lowest CPU priority (``nice -n 19``): next to a server's threads at
-niceness 0 it gets about 1.5% of a busy core (weights 15 and 1024) and all of an idle one. (Linux's
-``SCHED_IDLE`` would give it nothing at all while any other process runs: on a shared machine an upload
-would wait indefinitely.) Its first act is to lower itself too, for a parent without ``nice``. Standard
-output carries the protocol and nothing else."""
+``rag.background`` starts it under ``nice -n 19``, so every thread of it, even those importing numpy
+starts, has the lowest niceness; its first act is then to move itself to Linux's ``SCHED_IDLE`` policy,
+which the threads it starts afterwards (the model's) inherit. Next to a server's threads at niceness 0,
+a thread at niceness 19 weighs 15 against 1024 (about 1.5% of a busy core) and a ``SCHED_IDLE`` one 3
+(about 0.3%); on an idle core either runs at full speed. Standard output carries the protocol and
+nothing else."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import sys
@@ -19,12 +21,15 @@ from dataclasses import asdict
 from .background import LOWEST_PRIORITY, settings_from_json
 
 
-def lower_priority() -> int:
-    """Give this process (and the threads it will start) the lowest CPU priority; returns its niceness."""
+def lower_priority() -> str:
+    """Give this process and the threads it will start the lowest CPU priority there is; says which."""
+    with contextlib.suppress(OSError):
+        os.nice(LOWEST_PRIORITY - os.nice(0))  # where the parent could not start it under `nice`
     try:
-        return os.nice(LOWEST_PRIORITY - os.nice(0))
-    except OSError:  # not allowed here: indexing still works, at the priority it has
-        return os.nice(0)
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        return "idle"
+    except (AttributeError, OSError):  # not Linux: niceness 19 it is
+        return f"nice {os.nice(0)}"
 
 
 def main() -> int:

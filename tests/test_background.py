@@ -94,16 +94,19 @@ def test_the_worker_runs_at_the_lowest_priority_and_keeps_stdout_for_the_protoco
     command = [*background.low_priority_prefix(), sys.executable, "-c", code]
     result = subprocess.run(command, capture_output=True, text=True, env=child_env(), timeout=60)
     assert result.stdout.strip() == "[19]", result.stderr
-    # and without `nice`, the worker lowers itself: the threads it starts inherit it
+    # then the worker lowers itself to SCHED_IDLE (niceness 19 without `nice`), and the threads it starts
+    # (the model's) inherit both
     code = (
         "import os, threading\n"
         "from rag.worker import lower_priority\n"
         "print(lower_priority())\n"
-        "t = threading.Thread(target=lambda: print(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))\n"
+        "def thread(): print(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), "
+        "os.sched_getscheduler(0) == os.SCHED_IDLE)\n"
+        "t = threading.Thread(target=thread)\n"
         "t.start(); t.join()\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=60)
-    assert result.stdout.split() == ["19", "19"], result.stderr
+    assert result.stdout.split() == ["idle", "19", "True"], result.stderr
     request = '{"action": "nothing", "settings": {}}'
     result = subprocess.run(
         [sys.executable, "-m", "rag.worker"], input=request, capture_output=True, text=True, env=child_env(), timeout=60
