@@ -114,14 +114,7 @@ def build_index(
         new_chunks: list[Chunk] = []
         per_doc: dict[str, list[Chunk]] = {}
         for doc in plan.added + plan.changed:
-            chunks = chunk_document(
-                doc,
-                chunk_tokens=settings.chunk_tokens,
-                overlap_tokens=settings.chunk_overlap_tokens,
-                count_tokens=embedder.count_tokens,
-                first_id=next_id,
-                clean=settings.clean_boilerplate,
-            )
+            chunks = _chunks(doc, settings, embedder, first_id=next_id)
             next_id += len(chunks)
             per_doc[doc.source] = chunks
             new_chunks += chunks
@@ -297,14 +290,7 @@ def check_document_cost(doc: Document, size: int, settings: Settings, embedder: 
     """Refuse a document that would cost the model more per MB than ``MAX_CHUNKS_PER_MB`` allows (repeated
     or generated text); returns its number of passages."""
     _check_chunk_size(settings, embedder)
-    chunks = chunk_document(
-        doc,
-        chunk_tokens=settings.chunk_tokens,
-        overlap_tokens=settings.chunk_overlap_tokens,
-        count_tokens=embedder.count_tokens,
-        first_id=0,
-        clean=settings.clean_boilerplate,
-    )
+    chunks = _chunks(doc, settings, embedder, first_id=0)
     megabytes = max(size, COST_FLOOR_BYTES) / 1e6
     sentences = sum(len(c.sentences) for c in chunks)
     if len(chunks) > MAX_CHUNKS_PER_MB * megabytes:
@@ -319,6 +305,17 @@ def check_document_cost(doc: Document, size: int, settings: Settings, embedder: 
             f"{MAX_SENTENCES_PER_MB:,} per MB that can be indexed in reasonable time"
         )
     return len(chunks)
+
+
+def _chunks(doc: Document, settings: Settings, embedder: Embedder, first_id: int) -> list[Chunk]:
+    return chunk_document(
+        doc,
+        chunk_tokens=settings.chunk_tokens,
+        overlap_tokens=settings.chunk_overlap_tokens,
+        count_tokens=embedder.count_tokens,
+        first_id=first_id,
+        clean=settings.clean_boilerplate,
+    )
 
 
 def _model_text(chunk: Chunk, text: str, settings: Settings, embedder: Embedder) -> str:

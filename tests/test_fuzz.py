@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import rag
-from tests.conftest import SEEDS
+from tests.conftest import fake_indexed_copy
 from tests.ui_helpers import live_server
 
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f\u202a\u202e\u2066"
@@ -59,13 +59,7 @@ def fuzz(examples: int):
 
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory):
-    base = tmp_path_factory.mktemp("fuzz")
-    shutil.copytree(SEEDS, base / "seeds")
-    for path in (base / "seeds").iterdir():
-        path.chmod(0o644)
-    settings_ = rag.Settings(seeds_dir=base / "seeds", index_dir=base / "index", model="fake-sha256-64")
-    rag.build_index(settings=settings_)
-    return settings_
+    return fake_indexed_copy(tmp_path_factory.mktemp("fuzz"))
 
 
 def within_contract(call):

@@ -6,7 +6,6 @@ upload cache cleaned, and ``rag serve`` refusing to listen beyond loopback witho
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 import rag
-from tests.conftest import REPO, SEEDS
+from tests.conftest import REPO, fake_indexed_copy
 from tests.ui_helpers import free_port, python_env
 from ui import app as ui_app
 from ui import guard
@@ -29,13 +28,7 @@ QUESTION = "why do French trust pure-players?"
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> rag.Settings:
-    base = tmp_path_factory.mktemp("guard")
-    shutil.copytree(SEEDS, base / "seeds")
-    for path in (base / "seeds").iterdir():
-        path.chmod(0o644)
-    settings = rag.Settings(seeds_dir=base / "seeds", index_dir=base / "index", model="fake-sha256-64")
-    rag.build_index(settings=settings)
-    return settings
+    return fake_indexed_copy(tmp_path_factory.mktemp("guard"))
 
 
 @contextmanager
