@@ -62,14 +62,23 @@ class Recorder:
         return self.inner.embed_tokens(texts, query=query, layer=layer)
 
     def embed_documents(self, texts, show_progress=False):
+        return self._record(texts, lambda: self.inner.embed_documents(texts), with_states=False)
+
+    def embed_documents_with_tokens(self, texts, layer=8):
+        """What a build calls for chunks: their vectors and word-piece states from one pass."""
+        return self._record(texts, lambda: self.inner.embed_documents_with_tokens(texts, layer=layer), with_states=True)
+
+    def _record(self, texts, run, with_states: bool):
         self.texts += list(texts)
         self.calls.append(len(texts))
         if self.fake:
+            from rag.model.base import TokenStates
+
             v = np.zeros((len(texts), self.dim), dtype=np.float32)
             v[:, 0] = 1
-            return v
+            return (v, [TokenStates(np.zeros((0, self.dim), np.float32), ()) for _ in texts]) if with_states else v
         t = time.perf_counter()
-        out = self.inner.embed_documents(texts)
+        out = run()
         self.seconds += time.perf_counter() - t
         return out
 
@@ -85,11 +94,9 @@ def _workdir(keep: Path | None) -> Path:
 
 
 def raw_encode(emb, texts: list[str]) -> np.ndarray:
-    """What the pipeline is compared with: one SentenceTransformer.encode of the same texts, with the
-    same model object, prompt and batch size (sentence-transformers sorts them by length itself)."""
-    return emb._model.encode_document(
-        texts, batch_size=emb.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-    )
+    """What the pipeline is compared with: one call of the runtime on the same texts, with the same model
+    object, prompt and batch size (it sorts them by length itself); vectors only, no word-piece states."""
+    return emb.embed_documents(texts)
 
 
 # ----------------------------------------------------------------------------- build + warm answer
@@ -169,70 +176,12 @@ def section_pipeline(repeats: int, keep: Path | None) -> dict:
     rank_s = []
     for q in qs:
         text = fit_to_model(validate_question(q), emb)
-        vec, token_scorer = embed_question(emb, text)
+        vec, token_scorer = embed_question(emb, text, api._stored_states(reader))
         t = time.perf_counter()
         retrieve.rank(reader, text, vec, max(5, BACKGROUND_POOL), token_scorer)
         rank_s.append(time.perf_counter() - t)
     out["rank_p50_ms"] = 1000 * pct(rank_s, 50)
     out["index_dir"] = str(base)
-    out["peak_rss_mb"] = peak_rss_mb()
-    return out
-
-
-# ----------------------------------------------------------------------------- model load, cold ask
-
-
-LOAD_CHILD = r"""
-import json, sys, time
-t0 = time.perf_counter()
-import sentence_transformers  # noqa
-t1 = time.perf_counter()
-import rag
-from rag.model import registry
-from rag.model.sentence_transformer import SentenceTransformerEmbedder
-t2 = time.perf_counter()
-e = registry.get_embedder(sys.argv[1]) if sys.argv[1] != "default" else rag.get_embedder()
-t3 = time.perf_counter()
-e2 = SentenceTransformerEmbedder(sys.argv[1]) if sys.argv[1] != "default" else SentenceTransformerEmbedder()
-t4 = time.perf_counter()
-print(json.dumps({"import_st": t1 - t0, "import_rag": t2 - t1, "load": t3 - t2, "second_load": t4 - t3}))
-"""
-
-BASELINE_CHILD = "import sentence_transformers, rag; rag.get_embedder()"
-
-
-def section_load(repeats: int, index_dir: Path | None) -> dict:
-    """Model load in a fresh process, and a cold ``rag ask`` against importing sentence-transformers
-    and loading the model alone (the two alternate, in separate processes)."""
-    from rag.model.build import ensure_default_model
-
-    model_dir = ensure_default_model()
-    env = child_env()
-    out = {"model_dir": str(model_dir), "load": [], "second_load": [], "import_st": [], "baseline": [], "ask": [],
-           "ask_rss_mb": [], "baseline_rss_mb": []}
-    question = "Qui a écrit la biographie d'Amazon citée dans l'article ?"
-    for r in range(repeats):
-        wall, rss, text, code = child_with_rss([PY, "-c", LOAD_CHILD, "default"], env=env, cwd=REPO)
-        if code:
-            raise RuntimeError(text)
-        d = json.loads(text.strip().splitlines()[-1])
-        out["load"].append(d["load"])
-        out["second_load"].append(d["second_load"])
-        out["import_st"].append(d["import_st"])
-        if index_dir is not None:
-            ask = [str(Path(PY).parent / "rag"), "ask", question, "--index", str(index_dir / "index"),
-                   "--seeds", str(index_dir / "seeds")]
-            sides = ["ask", "baseline"] if r % 2 == 0 else ["baseline", "ask"]
-            for name in sides:
-                cmd = ask if name == "ask" else [PY, "-c", BASELINE_CHILD]
-                wall, rss, text, code = child_with_rss(cmd, env=env, cwd=REPO)
-                if code:
-                    raise RuntimeError(f"{name} failed: {text[-2000:]}")
-                out[name].append(wall)
-                out[name + "_rss_mb"].append(rss)
-            print(f"  cold ask {out['ask'][-1]:.1f} s, import+load {out['baseline'][-1]:.1f} s", file=sys.stderr, flush=True)
-    if out["ask"]:
-        out["ask_over_baseline"] = median(a / b for a, b in zip(out["ask"], out["baseline"]))
     out["peak_rss_mb"] = peak_rss_mb()
     return out
 
@@ -245,7 +194,8 @@ def section_fastembed(repeats: int, variants: list[str], eval_variants: list[str
     from rag import api, evaluate, indexer
     from rag.model import onnx
 
-    emb = rag.get_embedder()
+    # the reference: the model through sentence-transformers (PyTorch); onnx-fp32 is the default runtime
+    emb = rag.get_embedder(rag.Settings().model + "#torch")
     base = Path(tempfile.mkdtemp(prefix="rag-bench-fast-"))
     try:
         shutil.copytree(SEEDS, base / "seeds")
@@ -375,7 +325,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.section == "pipeline":
         result = section_pipeline(args.repeats, args.keep)
     elif args.section == "load":
+        from .startup import section_load
+
         result = section_load(args.repeats, args.index_dir)
+    elif args.section == "serve":
+        from .startup import section_serve
+
+        result = section_serve(args.repeats, args.index_dir)
     elif args.section == "fastembed":
         result = section_fastembed(
             args.repeats, [v for v in args.variants.split(",") if v], [v for v in args.eval_variants.split(",") if v]

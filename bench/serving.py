@@ -40,7 +40,7 @@ SERVER = r"""
 import sys, threading
 import rag
 from bench.serving import QueryFirst
-from ui.app import start
+from ui.server import start
 
 way, seeds, index, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 settings = rag.Settings(seeds_dir=seeds, index_dir=index)

@@ -1,4 +1,5 @@
-"""The public API: ``build_index``, ``search``, ``answer``, ``get_embedder``, ``index_status``.
+"""The public API: ``build_index``, ``search``, ``answer`` (and ``answer_stream``), ``get_embedder``,
+``index_status``.
 
 These functions are the library's edge: they read ``RAG_*`` environment variables (through
 ``Settings.from_env``) and keep one loaded model and one loaded index per process."""
@@ -7,21 +8,24 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 from . import background, indexer, trash
 from .errors import ConfigError, IndexCorruptError, IndexNotFoundError
+from .llm import LLMClient, OpenAICompatibleClient
 from .model import registry
-from .model.base import Embedder
+from .model.base import TOKEN_LAYER, Embedder
 from .query import compose, reference
+from .query import generate as writer
 from .query.decide import BACKGROUND_POOL, decide
+from .query.place import place_answer, place_hits
 from .query.retrieve import clamp_k, fit_to_model, rank, validate_question, without_lone_surrogates
 from .query.token_match import embed_question
 from .settings import Settings
 from .store import IndexReader, check_compatible, current_version
-from .types import Answer, Hit, IndexReport, IndexStatus, TrashedSeed
+from .types import Answer, Hit, IndexReport, IndexStatus
 
 log = logging.getLogger("rag")
 
@@ -105,9 +109,8 @@ def _reader(s: Settings, embedder: Embedder) -> IndexReader:
         return _readers[key]
 
 
-def _prepare(question, k, seeds_dir, index_dir, model, settings):
+def _prepare(question, k, s: Settings):
     """Validate the question (before any model loads), then load the model and the live index."""
-    s = _settings(seeds_dir, index_dir, model, settings)
     text = validate_question(question)
     embedder = get_embedder(s.model)
     text = fit_to_model(text, embedder)
@@ -115,45 +118,106 @@ def _prepare(question, k, seeds_dir, index_dir, model, settings):
     return text, embedder, reader, clamp_k(k, reader.ntotal)
 
 
+def _stored_states(reader: IndexReader):
+    """The build's stored word-piece states, when they are of the layer the token match compares."""
+    return reader.token_states if reader.token_layer == TOKEN_LAYER else None
+
+
 def search(question: str, k: int = 5, index_dir=None, *, seeds_dir=None, model=None, settings=None) -> list[Hit]:
     """The ``k`` passages closest to the question, best first."""
-    text, embedder, reader, k = _prepare(question, k, seeds_dir, index_dir, model, settings)
-    query_vec, token_scorer = embed_question(embedder, text)
-    return [scored.to_hit() for scored in rank(reader, text, query_vec, k, token_scorer)]
+    s = _settings(seeds_dir, index_dir, model, settings)
+    text, embedder, reader, k = _prepare(question, k, s)
+    query_vec, token_scorer = embed_question(embedder, text, _stored_states(reader))
+    return place_hits([scored.to_hit() for scored in rank(reader, text, query_vec, k, token_scorer)], reader.document_info)
 
 
-def answer(question: str, k: int = 5, index_dir=None, seeds_dir=None, *, model=None, settings=None) -> Answer:
-    """A short answer quoting the passages that support it, or ``found=False`` when none does."""
-    text, embedder, reader, k = _prepare(question, k, seeds_dir, index_dir, model, settings)
+def answer(
+    question: str, k: int = 5, index_dir=None, seeds_dir=None, *, model=None, settings=None,
+    generate: bool | None = None, llm: LLMClient | None = None,
+) -> Answer:
+    """A short answer citing the passages that support it, or ``found=False`` when none does.
+
+    ``generate``: True has the configured language model (``RAG_LLM_URL``, or ``llm``) write it from the
+    passages, every sentence checked against its citation; False quotes the passages; None (default)
+    writes when a language model is configured."""
+    *_, final = _answer_events(question, k, _settings(seeds_dir, index_dir, model, settings), generate, llm, False)
+    return final
+
+
+def answer_stream(
+    question: str, k: int = 5, index_dir=None, seeds_dir=None, *, model=None, settings=None,
+    generate: bool | None = None, llm: LLMClient | None = None,
+) -> Iterator[str | Answer]:
+    """Like ``answer``, for a page that shows the language model's text as it comes: yields pieces of
+    text (not yet checked) while the model writes, then the final ``Answer``, which is always last."""
+    yield from _answer_events(question, k, _settings(seeds_dir, index_dir, model, settings), generate, llm, True)
+
+
+def _answer_events(question, k, s: Settings, generate, llm, stream: bool) -> Iterator[str | Answer]:
+    text, embedder, reader, k = _prepare(question, k, s)
     question = without_lone_surrogates(question)  # the question as asked, but always printable
-    query_vec, token_scorer = embed_question(embedder, text)
+    query_vec, token_scorer = embed_question(embedder, text, _stored_states(reader))
     ranked = rank(reader, text, query_vec, max(k, BACKGROUND_POOL), token_scorer)
     # the answer is drafted first so that the decision can check what it would quote
     draft = compose.compose(question, ranked[:k], found=True, confidence=1.0, reason="")
     quotes = [c.quote for c in draft.citations]
     found, confidence, reason = decide(text, ranked, reference.closest(embedder, query_vec), quotes)
     if not found:
-        return compose.compose(question, ranked[:k], found=False, confidence=confidence, reason=reason)
-    return replace(draft, confidence=confidence, reason=reason if draft.found else draft.reason)
+        yield place_answer(
+            compose.compose(question, ranked[:k], found=False, confidence=confidence, reason=reason), reader.document_info
+        )
+        return
+    quoted = place_answer(replace(draft, confidence=confidence, reason=reason if draft.found else draft.reason),
+                          reader.document_info)
+    client = _language_model(s, generate, llm)
+    if client is None or not quoted.found:
+        yield quoted  # a declined question never reaches the language model
+        return
+    try:
+        passages = writer.passages_for(quoted.citations, ranked, reader)
+        for event in writer.write(question, quoted, passages, client, embedder, stream=stream):
+            yield place_answer(event, reader.document_info) if isinstance(event, Answer) else event
+    finally:
+        if llm is None:
+            client.close()
+
+
+def _language_model(s: Settings, generate: bool | None, llm: LLMClient | None):
+    """The client that writes answers, or None to quote the passages."""
+    if generate is False:
+        return None
+    if llm is not None:
+        return llm
+    if s.llm_configured:
+        return OpenAICompatibleClient(s.llm_url, s.llm_model, s.llm_api_key, s.llm_timeout)
+    if generate:
+        raise ConfigError(
+            "no language model is configured to write the answer: set RAG_LLM_URL and RAG_LLM_MODEL "
+            "(or --llm-url and --llm-model)"
+        )
+    return None
 
 
 def index_status(index_dir=None, seeds_dir=None, *, settings=None) -> IndexStatus:
     """What the index holds, and whether the seeds on disk have changed since it was built."""
     s = _settings(seeds_dir, index_dir, None, settings)
-    from .documents.discover import discover, read_seed
+    from .documents.discover import discover, load_seed, parse_seed
     from .store import read_manifest
 
     version = current_version(s.index_dir)
     if version is None:
         return IndexStatus(exists=False, stale=True, stale_detail="no index has been built yet")
     m = read_manifest(version)
+    indexed = {src: e.sha256 for src, e in m.seeds.items()}
     on_disk = {}
     if s.seeds_dir.is_dir():
         seeds, _ = discover(s.seeds_dir, s.extensions)
-        # what an index run would read: skipped files (empty, binary, too large) do not count
-        docs = (read_seed(f, s.max_file_bytes)[0] for f in seeds)
-        on_disk = {d.source: d.sha256 for d in docs if d is not None}
-    indexed = {src: e.sha256 for src, e in m.seeds.items()}
+        for seed in seeds:
+            loaded, _ = load_seed(seed, s.max_file_bytes)
+            # what an index run would read: skipped files (empty, binary, damaged, too large) do not count;
+            # a seed whose digest the index holds is not parsed again
+            if loaded is not None and (indexed.get(seed.source) == loaded.sha256 or parse_seed(seed.source, loaded)[0]):
+                on_disk[seed.source] = loaded.sha256
     added = [x for x in on_disk if x not in indexed]
     changed = [x for x in on_disk if x in indexed and on_disk[x] != indexed[x]]
     removed = [x for x in indexed if x not in on_disk]
@@ -175,7 +239,6 @@ def index_status(index_dir=None, seeds_dir=None, *, settings=None) -> IndexStatu
 
 
 MAX_UPLOAD_BYTES = 2_000_000
-MAX_NAME_BYTES = 255  # what Linux file systems take for one file name
 
 
 def add_document(
@@ -186,34 +249,34 @@ def add_document(
     *,
     overwrite: bool = False,
     max_bytes: int = MAX_UPLOAD_BYTES,
+    url: str = "",
     settings: Settings | None = None,
     separate_process: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[str, IndexReport]:
-    """Save an uploaded ``.txt``/``.md`` document into the seeds folder and index it.
+    """Save a document (.txt, .md, .html, .pdf, .docx) into the seeds folder and index it.
 
-    Checks name, type, size, encoding and what it would cost to index before anything is written; a
-    document it replaces goes to the trash (``restore_document``). With ``separate_process`` the
-    indexing runs in a low-priority child process (``rag.background``). Returns (source, report)."""
+    Checks name, type, size, content and what it would cost to index before anything is written; ``url``
+    records where it was found (a link file beside it); a document it replaces goes to the trash
+    (``restore_document``). With ``separate_process`` the checks that need the model and the indexing run
+    in a low-priority child process (``rag.background``). Returns (source, report); the source may be a
+    shortened name."""
     import os
-    import re
 
-    from .documents.text import parse_seed_bytes
+    from .documents import links, names
+    from .documents.formats import read_document
     from .errors import InvalidDocumentError
 
     s = _settings(seeds_dir, index_dir, None, settings)
-    name = os.path.basename(str(filename or "").replace("\\", "/")).strip()
-    name = re.sub(r"[\x00-\x1f/]", "", name).lstrip(".-") or ""
-    shown = without_lone_surrogates(name or str(filename))
-    if name != without_lone_surrogates(name) or len(name.encode("utf-8", "replace")) > MAX_NAME_BYTES:
-        raise InvalidDocumentError(f"“{shown[:80]}” cannot be a file name here; rename the file")
-    if not name.lower().endswith(s.extensions):
-        raise InvalidDocumentError(f"only {' and '.join(s.extensions)} files can be added, not “{shown[:80]}”")
+    name = names.upload_name(filename, s.extensions)
+    if name != without_lone_surrogates(name):  # no file system takes a lone surrogate
+        raise InvalidDocumentError(f"“{without_lone_surrogates(name)}” cannot be a file name; rename the file")
     if not isinstance(content, (bytes, bytearray)):
         raise InvalidDocumentError("the document content must be bytes")
     if len(content) > max_bytes:
         raise InvalidDocumentError(f"{name} is {len(content):,} bytes; the limit is {max_bytes:,}")
-    doc, reason = parse_seed_bytes(name, bytes(content))
+    url = links.http_url(url)
+    doc, reason = read_document(name, bytes(content), url=url)
     if doc is None:
         raise InvalidDocumentError(f"{name} cannot be indexed: {reason}")
     target = s.seeds_dir / name
@@ -224,38 +287,75 @@ def add_document(
     except OSError as exc:
         raise ConfigError(f"the seeds folder {s.seeds_dir} cannot be made: {exc.strerror or exc}") from None
     if separate_process:
-        return background.add_document(name, bytes(content), s, overwrite=overwrite, on_progress=on_progress)
+        return background.add_document(name, bytes(content), s, overwrite=overwrite, url=url, on_progress=on_progress)
     indexer.check_document_cost(doc, len(content), s, get_embedder(s.model))
+    if target.exists():
+        trash.move_to_trash(s, name, copy=True)  # the seed stays in place until the new one replaces it
     tmp = s.seeds_dir / f".upload-{os.getpid()}-{threading.get_ident()}.tmp"
     try:
+        # the link first: the document never stands without the address it came from
+        if url:
+            tmp.write_text(links.link_file_text(url), encoding="utf-8")
+            os.replace(tmp, links.link_file(target))
+        else:
+            links.link_file(target).unlink(missing_ok=True)  # a replaced document's old address is not its own
         tmp.write_bytes(bytes(content))
-        if target.exists():
-            trash.move_to_trash(s, name, copy=True)  # the seed stays in place until the new one replaces it
         os.replace(tmp, target)
     except OSError as exc:
-        raise ConfigError(f"{name} cannot be saved in the seeds folder: {exc.strerror or exc}") from None
-    finally:
         tmp.unlink(missing_ok=True)
+        raise InvalidDocumentError(f"{name} cannot be saved in {s.seeds_dir}: {exc.strerror or exc}") from None
     return name, build_index(settings=s, on_progress=on_progress)
 
 
-def remove_document(name: str, seeds_dir=None, index_dir=None, *, settings: Settings | None = None
-                    ) -> tuple[TrashedSeed, IndexReport]:
-    """Move seed ``name`` to the trash and update the index; ``restore_document`` brings it back."""
+def add_url(
+    url: str,
+    seeds_dir=None,
+    index_dir=None,
+    *,
+    allow_private: bool = True,
+    max_bytes: int | None = None,
+    timeout: float = 20.0,
+    settings: Settings | None = None,
+    separate_process: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[str, IndexReport]:
+    """Fetch a page, PDF, Word or text document by its http(s) link, save it into the seeds folder under
+    a readable name with its link recorded, and index it (``separate_process``: as ``add_document``). The
+    same link added again replaces its file (the previous one goes to the trash).
+
+    ``allow_private=False`` (the chat page's default) refuses hosts on this machine or its private network."""
+    from .documents import fetch, names
+    from .documents.formats import EXTENSION_OF_KIND, kind_of, read_document
+    from .errors import InvalidDocumentError
+
     s = _settings(seeds_dir, index_dir, None, settings)
-    entry = trash.move_to_trash(s, name)
-    return entry, build_index(settings=s)
+    limit = max_bytes or s.max_file_bytes
+    got = fetch.fetch(url, fetch.FetchPolicy(allow_private=allow_private, timeout=timeout, max_bytes=limit))
+    # the server's media type names the kind when the content does not tell (a page of plain text)
+    kind, reason = kind_of(f"link{EXTENSION_OF_KIND.get(got.kind, '')}", got.body)
+    placeholder = f"link{EXTENSION_OF_KIND.get(kind or '', '')}"
+    doc, reason = read_document(placeholder, got.body) if kind else (None, reason)
+    if doc is None:
+        raise InvalidDocumentError(f"the document at {got.url} cannot be indexed: {reason}")
+    title = "" if doc.title == placeholder else doc.title  # a reader falls back to the file name for a title
+    name, replaces = names.link_name(title, got.url, EXTENSION_OF_KIND[kind], s.seeds_dir, hint=got.name_hint)
+    return add_document(name, got.body, overwrite=replaces, max_bytes=limit, url=got.url, settings=s,
+                        separate_process=separate_process, on_progress=on_progress)
 
 
-def restore_document(name: str, seeds_dir=None, index_dir=None, *, settings: Settings | None = None
-                     ) -> tuple[TrashedSeed, IndexReport]:
-    """Put the newest trashed copy of seed ``name`` back and update the index (a seed of that name in its
-    place goes to the trash)."""
+def document_text(source: str, *, seeds_dir=None, index_dir=None, settings: Settings | None = None) -> str:
+    """The text of ``source`` as the index holds it: ``document_text(c.source)[c.start:c.end] == c.text``
+    for every chunk, hit and citation, whatever the document's format. Loads no model."""
     s = _settings(seeds_dir, index_dir, None, settings)
-    entry = trash.take_from_trash(s, name)
-    return entry, build_index(settings=s)
-
-
-def list_trash(index_dir=None, *, settings: Settings | None = None) -> list[TrashedSeed]:
-    """The replaced and removed seeds kept in the index folder's trash, newest first."""
-    return trash.list_trash(_settings(None, index_dir, None, settings))
+    version = current_version(s.index_dir)
+    if version is None:
+        raise IndexNotFoundError(f"no index in {s.index_dir}; run `rag index` to build one")
+    with _readers_lock:
+        cached = _readers.get(s.index_dir.resolve())
+    if cached is not None and cached.version == version.name:
+        return cached.document_text(source)
+    reader = IndexReader.open_version(version)
+    try:
+        return reader.document_text(source)
+    finally:
+        reader.close()

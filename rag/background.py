@@ -45,13 +45,13 @@ def build_index(
 
 
 def add_document(
-    name: str, content: bytes, settings: Settings, *, overwrite: bool = False,
+    name: str, content: bytes, settings: Settings, *, overwrite: bool = False, url: str = "",
     on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[str, IndexReport]:
     """``rag.add_document`` in a child process: (source, report), or the RagError it raised."""
     request = {
         "action": "add_document", "settings": settings_to_json(settings), "name": name, "overwrite": overwrite,
-        "content": base64.b64encode(content).decode("ascii"),
+        "url": url, "content": base64.b64encode(content).decode("ascii"),
     }
     result = run(request, on_progress)
     return result["source"], report_from_json(result["report"])

@@ -45,7 +45,24 @@ class IndexBusyError(RagError):
 
 
 class InvalidDocumentError(RagError):
-    """An uploaded document is not a text file the product can index."""
+    """A document to add is not one the product can index (type, size, name or content)."""
+
+
+class FetchError(RagError):
+    """A link cannot be fetched (not http(s), unreachable, refused, too large, not a document)."""
+
+
+class DocumentNotFoundError(RagError):
+    """The index holds no document of that name."""
+
+
+class LLMError(RagError):
+    """The language model configured to write answers failed (unreachable, an error, an unreadable reply);
+    the answer falls back to quoting the passages."""
+
+
+class LLMTimeoutError(LLMError):
+    """The language model did not answer within the timeout."""
 
 
 # The advice every damaged-index message ends with.

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .query.compose import asks_why_or_how
 from .types import Answer, Hit
 
 
@@ -30,6 +31,15 @@ class EvalResult:
     unanswerable: int
     wrongly_declined: int
     misses: list[dict] = field(default_factory=list)
+    # calibration of Answer.confidence over the answered questions (found): the expected calibration error
+    # in 10 bins, and among answers given with confidence >= 0.9, the share right and the share of the
+    # answerable questions they cover ("right": the answer cites a passage that answers)
+    answered: int = 0
+    calibration_error: float = 0.0
+    precision_at_90: float | None = None
+    coverage_at_90: float = 0.0
+    why_how: int = 0  # answerable questions asking why or how
+    why_how_quoted_right: float = 0.0  # the share of them whose quoted sentences hold a key phrase
 
 
 def normalise(text: str) -> str:
@@ -96,7 +106,24 @@ def score(questions: list[EvalQuestion], searches: list[list[Hit]], answers: lis
     for i in unanswerable:
         if answers[i].found:
             misses.append({"q": questions[i].q, "rank": None, "cited": False, "found": True, "reason": answers[i].reason})
+    right = {i for i in cited if answers[i].found}
+    answered = [i for i in range(len(questions)) if answers[i].found]
+    ece = 0.0
+    for b in range(10):
+        in_bin = [i for i in answered if min(int(answers[i].confidence * 10), 9) == b]
+        if in_bin:
+            accuracy = sum(1 for i in in_bin if i in right) / len(in_bin)
+            mean = sum(answers[i].confidence for i in in_bin) / len(in_bin)
+            ece += len(in_bin) / len(answered) * abs(accuracy - mean)
+    confident = [i for i in answered if answers[i].confidence >= 0.9]
+    why_how = [i for i in answerable if asks_why_or_how(questions[i].q)]
     return EvalResult(
+        answered=len(answered),
+        calibration_error=ece,
+        precision_at_90=sum(1 for i in confident if i in right) / len(confident) if confident else None,
+        coverage_at_90=sum(1 for i in confident if i in right) / n,
+        why_how=len(why_how),
+        why_how_quoted_right=sum(1 for i in why_how if i in quoted and answers[i].found) / max(1, len(why_how)),
         questions=len(questions),
         answerable=len(answerable),
         recall_at=recall,
@@ -126,6 +153,10 @@ def format_table(r: EvalResult) -> str:
         f"quoted right     {r.quoted_right:.3f}",
         f"declined         {r.declined}/{r.unanswerable} unanswerable",
         f"wrongly declined {r.wrongly_declined}/{r.answerable} answerable",
+        f"why/how quoted   {r.why_how_quoted_right:.3f} of {r.why_how} why/how questions",
+        f"calibration      error {r.calibration_error:.3f} over {r.answered} answered; confidence >= 0.9: "
+        + (f"{r.precision_at_90:.3f} right" if r.precision_at_90 is not None else "none")
+        + f", covering {r.coverage_at_90:.3f} of the answerable",
     ]
     if r.misses:
         lines.append("misses:")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,16 +14,11 @@ from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from .documents.chunk import MIN_CHUNK_TOKENS, chunk_document, embedding_text
-from .documents.discover import discover, read_seed
-from .errors import (
-    ConfigError,
-    EmptyCorpusError,
-    IndexBusyError,
-    IndexCorruptError,
-    IndexMismatchError,
-    InvalidDocumentError,
-)
-from .model.base import Embedder
+from .documents.cost import check_cost
+from .documents.discover import discover, load_seed, parse_seed
+from .documents.formats import cleans_boilerplate
+from .errors import ConfigError, EmptyCorpusError, IndexBusyError, IndexCorruptError, IndexMismatchError
+from .model.base import TOKEN_LAYER, Embedder
 from .settings import Settings
 from .store import (
     IndexReader,
@@ -36,18 +32,12 @@ from .store import (
     write_version,
 )
 from .store.vectors import VectorSet
+from .store.writer import TokenStates
 from .types import Chunk, Document, IndexReport, SeedChange
 
 log = logging.getLogger(__name__)
 LOCK_FILE = ".lock"
 EMBED_GROUP = 256  # chunks per call to the model: large enough to batch well, small enough for progress
-# What one added document may cost the model per MB of its bytes. The five seeds give ~1,360 passages and
-# ~7,900 sentences per MB; 2 MB of one repeated word gave ~2,400 passages per MB, each embedded twice at the
-# full 256 tokens (35 minutes of indexing on two cores). A passage's sentences partition it, so passages
-# per MB bound the model's work per MB, and the indexing time grows with the document's size.
-MAX_CHUNKS_PER_MB = 2_000
-MAX_SENTENCES_PER_MB = 50_000  # each text costs a little beyond its tokens
-COST_FLOOR_BYTES = 64_000  # a shorter document is allowed what a document of this size is
 
 
 @dataclass(frozen=True)
@@ -90,14 +80,17 @@ def build_index(
     old_reader = None
     try:
         _hook(crash_hook, "locked")
-        documents, skipped = _read_corpus(settings)
-        if not documents:
+        old_reader, old_manifest, reason = _previous(settings, embedder, full)
+        known = {src: e.sha256 for src, e in old_manifest.seeds.items()} if old_manifest and not full and not reason else {}
+        corpus = _read_corpus(settings, known)
+        skipped = corpus.skipped
+        if not corpus.documents and not corpus.unchanged:
             detail = f" ({len(skipped)} file(s) skipped)" if skipped else ""
             raise EmptyCorpusError(
-                f"no readable .txt or .md document in {settings.seeds_dir}{detail}; nothing was indexed"
+                f"no readable document ({', '.join(settings.extensions)}) in {settings.seeds_dir}{detail}; "
+                "nothing was indexed"
             )
-        old_reader, old_manifest, reason = _previous(settings, embedder, full)
-        plan = _plan(documents, old_manifest, full, reason)
+        plan = _plan(corpus, old_manifest, full, reason)
         files = [SeedChange(s, "skipped", reason=r) for s, r in skipped]
         if old_manifest is not None and not plan.full and not plan.added and not plan.changed and not plan.removed:
             collect_garbage(settings.index_dir, keep=None)  # what a killed rebuild left behind
@@ -106,7 +99,7 @@ def build_index(
                 added=0, changed=0, removed=0, unchanged=len(plan.unchanged), chunks_embedded=0,
                 total_chunks=old_manifest.total_chunks, skipped=skipped,
                 seconds=time.perf_counter() - started, files=files,
-                index_path=str(old_reader.version_dir if old_reader else ""),
+                index_path=str(old_reader.version_dir if old_reader else ""), by_format=_by_format(old_manifest),
             )
         if plan.full and plan.reason:
             log.warning("Full rebuild: %s", plan.reason)
@@ -118,7 +111,11 @@ def build_index(
             next_id += len(chunks)
             per_doc[doc.source] = chunks
             new_chunks += chunks
-        vectors, sentence_vectors = _embed_chunks(new_chunks, settings, embedder, show_progress, on_progress)
+        unchanged_count = sum(len(old_manifest.seeds[s].chunk_ids) for s in plan.unchanged) if old_manifest else 0
+        keep_states = _stores_token_states(settings, embedder, unchanged_count + len(new_chunks))
+        vectors, sentence_vectors, new_states = _embed_chunks(
+            new_chunks, settings, embedder, show_progress, keep_states, on_progress
+        )
         _hook(crash_hook, "embedded")
 
         # the vector index's kind follows the new chunk count (rag/store/kinds.py): the previous build's
@@ -147,6 +144,7 @@ def build_index(
                 title=doc.title,
                 encoding=doc.encoding,
                 chars=len(doc.text),
+                kind=doc.kind,
             )
         manifest = Manifest(
             model_id=embedder.model_id,
@@ -158,8 +156,15 @@ def build_index(
             built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             library_versions=library_versions(),
         )
+        token_states = None
+        if keep_states:
+            kept = [] if plan.full or old_reader is None else sorted(i for s in plan.unchanged for i in seeds[s].chunk_ids)
+            token_states = TokenStates(TOKEN_LAYER, _token_items(old_reader, kept, new_chunks, new_states, embedder))
         version = write_version(
-            settings.index_dir, manifest, vector_set, base_db, remove_ids, new_chunks, crash_hook=crash_hook
+            settings.index_dir, manifest, vector_set, base_db, remove_ids, new_chunks, crash_hook=crash_hook,
+            token_states=token_states,
+            remove_sources=[] if base_db is None else [*plan.removed, *(d.source for d in plan.changed)],
+            add_documents=plan.added + plan.changed,
         )
         files += [SeedChange(d.source, "added", len(per_doc[d.source])) for d in plan.added]
         files += [SeedChange(d.source, "changed", len(per_doc[d.source])) for d in plan.changed]
@@ -181,6 +186,7 @@ def build_index(
             rebuild_reason=plan.reason,
             files=sorted(files, key=lambda f: f.source),
             index_path=str(version),
+            by_format=_by_format(manifest),
         )
     finally:
         if old_reader is not None:
@@ -207,18 +213,35 @@ def _check_chunk_size(settings: Settings, embedder: Embedder) -> None:
         )
 
 
-def _read_corpus(settings: Settings) -> tuple[list[Document], list[tuple[str, str]]]:
+@dataclass(frozen=True)
+class Corpus:
+    documents: list[Document]  # read: every seed for a full build, else the new and changed ones
+    unchanged: list[str]  # seeds whose digest the previous build holds: not parsed again
+    skipped: list[tuple[str, str]]  # (source, reason), sorted
+
+
+def _read_corpus(settings: Settings, known: dict[str, str]) -> Corpus:
+    """Read the seeds; one whose bytes (and link) have the digest ``known`` records is not parsed again."""
     seeds, skipped = discover(settings.seeds_dir, settings.extensions)
-    documents = []
+    documents, unchanged = [], []
     for seed in seeds:
-        doc, reason = read_seed(seed, settings.max_file_bytes)
+        loaded, reason = load_seed(seed, settings.max_file_bytes)
+        if loaded is not None and known.get(seed.source) == loaded.sha256:
+            unchanged.append(seed.source)
+            continue
+        doc, reason = parse_seed(seed.source, loaded) if loaded is not None else (None, reason)
         if doc is None:
             skipped.append((seed.source, reason))
         else:
             documents.append(doc)
     for source, reason in skipped:
         log.warning("Skipped %s: %s", source, reason)
-    return documents, sorted(skipped)
+    return Corpus(documents, unchanged, sorted(skipped))
+
+
+def _by_format(manifest: Manifest) -> dict[str, int]:
+    counts = Counter(e.kind for e in manifest.seeds.values())
+    return dict(sorted(counts.items()))
 
 
 def _previous(
@@ -254,57 +277,79 @@ def _previous(
     return reader, manifest, ""
 
 
-def _plan(documents: list[Document], old: Manifest | None, full: bool, reason: str) -> Plan:
+def _plan(corpus: Corpus, old: Manifest | None, full: bool, reason: str) -> Plan:
     if old is None or full:
         why = reason or ("a full rebuild was asked for" if full and old is not None else "")
-        return Plan(True, why, documents, [], [], [])
-    current = {d.source: d for d in documents}
-    added = [d for s, d in current.items() if s not in old.seeds]
-    changed = [d for s, d in current.items() if s in old.seeds and old.seeds[s].sha256 != d.sha256]
-    unchanged = [s for s, d in current.items() if s in old.seeds and old.seeds[s].sha256 == d.sha256]
-    removed = [s for s in old.seeds if s not in current]
-    return Plan(False, "", added, changed, removed, unchanged)
+        return Plan(True, why, corpus.documents, [], [], [])
+    read = {d.source: d for d in corpus.documents}
+    added = [d for s, d in read.items() if s not in old.seeds]
+    changed = [d for s, d in read.items() if s in old.seeds]  # read again: its digest differs
+    present = set(read) | set(corpus.unchanged)
+    removed = [s for s in old.seeds if s not in present]
+    return Plan(False, "", added, changed, removed, list(corpus.unchanged))
+
+
+def _stores_token_states(settings: Settings, embedder: Embedder, total_chunks: int) -> bool:
+    """Whether this build stores the passages' word-piece states: the embedder gives them, and the index
+    stays within ``settings.token_states_max_chunks`` (about 180 KB of disk a chunk)."""
+    gives_states = callable(getattr(embedder, "embed_documents_with_tokens", None))
+    return gives_states and 0 < total_chunks <= settings.token_states_max_chunks
 
 
 def _embed_chunks(
-    chunks: list[Chunk], settings: Settings, embedder: Embedder, show_progress: bool, on_progress=None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Vectors for the chunks and for every sentence of them, in one pass over the model."""
+    chunks: list[Chunk], settings: Settings, embedder: Embedder, show_progress: bool, with_states: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Vectors for the chunks and for every sentence of them, in one pass over the model; with
+    ``with_states``, the chunks' word-piece states too (float16), from the same pass when the text
+    embedded is the chunk's own (it is not when the title goes in front)."""
     chunk_texts = [_model_text(c, c.text, settings, embedder) for c in chunks]
     sentence_texts = [_model_text(c, c.text[a:b], settings, embedder) for c in chunks for a, b in c.sentences]
     texts = chunk_texts + sentence_texts
+    same_pass = with_states and all(t == c.text for t, c in zip(chunk_texts, chunks))
+    states: list[np.ndarray | None] = [None] * len(chunks)
     # longest first across all groups, so each group's batches pad as little as one big call would
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
     with tqdm(total=len(texts), unit="text", desc="Embedding", disable=not show_progress) as bar:
         for i in range(0, len(texts), EMBED_GROUP):
             group = order[i : i + EMBED_GROUP]
-            vectors[group] = embedder.embed_documents([texts[j] for j in group])
+            of_chunks = [j for j in group if j < len(chunks)] if same_pass else []
+            rest = [j for j in group if j not in set(of_chunks)]
+            if of_chunks:
+                vecs, token_states = embedder.embed_documents_with_tokens([texts[j] for j in of_chunks], layer=TOKEN_LAYER)
+                vectors[of_chunks] = vecs
+                for j, st in zip(of_chunks, token_states):
+                    states[j] = st.vectors.astype(np.float16)
+            if rest:
+                vectors[rest] = embedder.embed_documents([texts[j] for j in rest])
             bar.update(len(group))
             if on_progress is not None:
                 on_progress(min(i + EMBED_GROUP, len(texts)), len(texts))
-    return vectors[: len(chunk_texts)], vectors[len(chunk_texts) :]
+    if with_states and not same_pass:
+        for start in range(0, len(chunks), EMBED_GROUP):
+            part = chunks[start : start + EMBED_GROUP]
+            for j, st in enumerate(embedder.embed_tokens([c.text for c in part], query=False, layer=TOKEN_LAYER)):
+                states[start + j] = st.vectors.astype(np.float16)
+    return vectors[: len(chunk_texts)], vectors[len(chunk_texts) :], states if with_states else []
 
 
-def check_document_cost(doc: Document, size: int, settings: Settings, embedder: Embedder) -> int:
-    """Refuse a document that would cost the model more per MB than ``MAX_CHUNKS_PER_MB`` allows (repeated
-    or generated text); returns its number of passages."""
-    _check_chunk_size(settings, embedder)
-    chunks = _chunks(doc, settings, embedder, first_id=0)
-    megabytes = max(size, COST_FLOOR_BYTES) / 1e6
-    sentences = sum(len(c.sentences) for c in chunks)
-    if len(chunks) > MAX_CHUNKS_PER_MB * megabytes:
-        raise InvalidDocumentError(
-            f"{doc.source} splits into {len(chunks):,} passages ({len(chunks) / megabytes:,.0f} per MB); "
-            f"ordinary text gives fewer than {MAX_CHUNKS_PER_MB:,} per MB, and this much would take too long "
-            "to index (repeated or generated text?)"
-        )
-    if sentences > MAX_SENTENCES_PER_MB * megabytes:
-        raise InvalidDocumentError(
-            f"{doc.source} holds {sentences:,} sentences ({sentences / megabytes:,.0f} per MB), more than the "
-            f"{MAX_SENTENCES_PER_MB:,} per MB that can be indexed in reasonable time"
-        )
-    return len(chunks)
+def _token_items(old_reader, kept: list[int], new_chunks: list[Chunk], new_states: list, embedder: Embedder):
+    """``(chunk id, states)`` in increasing id order: the previous build's stored states of the chunks
+    kept (computed now where it stored none, or of another layer), then the new chunks' (whose ids all
+    come after the kept ones)."""
+    store = old_reader.token_store() if old_reader is not None and old_reader.token_layer == TOKEN_LAYER else None
+    for start in range(0, len(kept), EMBED_GROUP):
+        ids = kept[start : start + EMBED_GROUP]
+        found = store.get(ids) if store is not None else [None] * len(ids)
+        missing = [i for i, f in zip(ids, found) if f is None]
+        computed = {}
+        if missing:
+            texts = [c.text for c in old_reader.chunks(missing)]
+            computed = {i: st.vectors for i, st in zip(missing, embedder.embed_tokens(texts, query=False, layer=TOKEN_LAYER))}
+        for i, f in zip(ids, found):
+            yield i, f if f is not None else computed[i]
+    yield from zip((c.id for c in new_chunks), new_states)
 
 
 def _chunks(doc: Document, settings: Settings, embedder: Embedder, first_id: int) -> list[Chunk]:
@@ -314,8 +359,17 @@ def _chunks(doc: Document, settings: Settings, embedder: Embedder, first_id: int
         overlap_tokens=settings.chunk_overlap_tokens,
         count_tokens=embedder.count_tokens,
         first_id=first_id,
-        clean=settings.clean_boilerplate,
+        clean=settings.clean_boilerplate and cleans_boilerplate(doc.kind),
     )
+
+
+def check_document_cost(doc: Document, size: int, settings: Settings, embedder: Embedder) -> int:
+    """Refuse an added document that would cost the model more per MB than ordinary text does
+    (``documents.cost``); returns its number of passages."""
+    _check_chunk_size(settings, embedder)
+    chunks = _chunks(doc, settings, embedder, first_id=0)
+    check_cost(doc.source, size, chunks)
+    return len(chunks)
 
 
 def _model_text(chunk: Chunk, text: str, settings: Settings, embedder: Embedder) -> str:

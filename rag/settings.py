@@ -3,11 +3,14 @@ which the public API, the CLI and the UI call at their edges."""
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .documents.chunk import CHUNKER_VERSION
+from .documents.formats import EXTENSIONS
 from .errors import ConfigError
 from .model.build import DEFAULT_MODEL_ID
 
@@ -16,8 +19,13 @@ ENV_VARS = {
     "index_dir": "RAG_INDEX_DIR",
     "model": "RAG_EMBEDDING_MODEL",
     "max_file_bytes": "RAG_MAX_FILE_BYTES",
+    "llm_url": "RAG_LLM_URL",
+    "llm_model": "RAG_LLM_MODEL",
+    "llm_api_key": "RAG_LLM_API_KEY",
+    "llm_timeout": "RAG_LLM_TIMEOUT",
     "trash_days": "RAG_TRASH_DAYS",
 }
+MAX_LLM_TIMEOUT = 3600.0
 PATH_MAX = 4096  # bytes: Linux refuses longer paths
 
 
@@ -34,7 +42,16 @@ class Settings:
     # makes every sentence of an article look alike (recall@1 90 -> 95 of 114 questions without it)
     title_context: bool = False
     batch_size: int = 32
-    extensions: tuple[str, ...] = (".txt", ".md")
+    # a build stores the passages' word-piece states (for the token match) up to this many chunks, about
+    # 180 KB of disk a chunk; above it the 20 best candidates' states are computed when a question needs them
+    token_states_max_chunks: int = 2000
+    extensions: tuple[str, ...] = EXTENSIONS  # the files read (a file's kind is then told from its content)
+    # The user's own language model, which writes answers from the passages (rag.query.generate): an
+    # OpenAI-compatible base URL such as http://127.0.0.1:11434/v1 (Ollama); "" quotes the passages only.
+    llm_url: str = ""  # without a user name or password: those are refused (the HTTP library logs URLs)
+    llm_model: str = ""
+    llm_api_key: str = field(default="", repr=False)  # a secret: never in repr, messages, logs or the UI
+    llm_timeout: float = 60.0  # seconds for the whole reply; past it the quoted answer is shown
     # a replaced or removed seed stays this many days in the index folder's trash (rag restore NAME)
     trash_days: int = 30
 
@@ -47,9 +64,46 @@ class Settings:
         _require_int("chunk_overlap_tokens", self.chunk_overlap_tokens, 0, self.chunk_tokens - 1)
         _require_int("max_file_bytes", self.max_file_bytes, 1, 2**40)
         _require_int("batch_size", self.batch_size, 1, 4096)
+        _require_int("token_states_max_chunks", self.token_states_max_chunks, 0, 10**9)
         _require_int("trash_days", self.trash_days, 0, 36500)
         if not self.extensions or any(not e.startswith(".") for e in self.extensions):
             raise ConfigError(f"extensions must look like ('.txt', '.md'), got {self.extensions!r}")
+        self._check_llm()
+
+    def _check_llm(self) -> None:
+        if not isinstance(self.llm_api_key, str):
+            raise ConfigError("the language model's API key must be text")
+        timeout = self.llm_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not (
+            math.isfinite(timeout) and 0 < timeout <= MAX_LLM_TIMEOUT
+        ):
+            raise ConfigError(f"llm_timeout must be a number of seconds above 0 and at most {MAX_LLM_TIMEOUT:g}, "
+                              f"got {timeout!r}")
+        if not isinstance(self.llm_url, str) or not isinstance(self.llm_model, str):
+            raise ConfigError("the language model's URL and name must be text")
+        if not self.llm_url:
+            return
+        parts = urlsplit(self.llm_url)
+        # the message shows the scheme and host only: a URL may carry a user name and password
+        shown = f"{parts.scheme}://{parts.hostname}" if parts.hostname else "the URL given"
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in self.llm_url):
+            raise ConfigError(f"the language model URL must be an http(s) address such as "
+                              f"http://127.0.0.1:11434/v1, not {shown}")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ConfigError(f"the language model URL at {shown} has an invalid port") from None
+        if parts.username is not None or parts.password is not None:
+            # the HTTP library would log them with every request, and send them instead of the key
+            raise ConfigError(f"the language model URL must not carry a user name or password ({shown}); "
+                              "put the key in RAG_LLM_API_KEY instead")
+        if not self.llm_model.strip():
+            raise ConfigError(f"the language model URL is set ({shown}) but not the model to ask: set "
+                              "RAG_LLM_MODEL or --llm-model (e.g. the name `ollama list` shows)")
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.llm_url)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
@@ -110,6 +164,11 @@ def _folder(name: str, value) -> Path:
 
 
 def _parse_env(name: str, var: str, raw: str):
+    if name == "llm_timeout":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{var} must be a number of seconds, got {raw!r}") from None
     if name in ("max_file_bytes", "trash_days"):
         try:
             return int(raw)

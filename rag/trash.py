@@ -12,6 +12,7 @@ import shutil
 import time
 from pathlib import Path, PurePosixPath
 
+from .documents.links import LINK_SUFFIX, link_file
 from .errors import InvalidDocumentError
 from .settings import Settings
 from .types import TrashedSeed
@@ -32,8 +33,9 @@ def seed_path(settings: Settings, name: str) -> Path:
 
 
 def move_to_trash(settings: Settings, name: str, copy: bool = False) -> TrashedSeed:
-    """Move seed ``name`` out of the seeds folder into a new dated trash folder (``copy``: leave it in
-    place too, for a caller that replaces it atomically next)."""
+    """Move seed ``name`` (and the link file recording where it came from, if any) out of the seeds folder
+    into a new dated trash folder (``copy``: leave them in place too, for a caller that replaces the seed
+    atomically next)."""
     source = seed_path(settings, name)
     if not source.is_file() and not source.is_symlink():
         raise InvalidDocumentError(f"there is no document named {name} in the seeds folder")
@@ -41,10 +43,12 @@ def move_to_trash(settings: Settings, name: str, copy: bool = False) -> TrashedS
     folder = _new_folder(settings)
     target = folder.joinpath(*PurePosixPath(name.replace("\\", "/")).parts)
     target.parent.mkdir(parents=True, exist_ok=True)
-    if copy:
-        shutil.copy2(source, target, follow_symlinks=False)
-    else:
-        shutil.move(source, target)  # a rename, unless the index is on another file system
+    for here, there in ((source, target), (link_file(source), link_file(target))):
+        if here is source or here.is_file():
+            if copy:
+                shutil.copy2(here, there, follow_symlinks=False)
+            else:
+                shutil.move(here, there)  # a rename, unless the index is on another file system
     return _entry(settings, target)
 
 
@@ -59,7 +63,7 @@ def list_trash(settings: Settings) -> list[TrashedSeed]:
         for folder in root.iterdir()
         if folder.is_dir() and _folder_time(folder) is not None
         for path in sorted(folder.rglob("*"))
-        if path.is_file() or path.is_symlink()
+        if (path.is_file() or path.is_symlink()) and not _is_link_of_a_trashed_seed(path)
     ]
     return sorted(entries, key=lambda e: _folder_order(e.folder), reverse=True)
 
@@ -80,6 +84,8 @@ def take_from_trash(settings: Settings, name: str) -> TrashedSeed:
         move_to_trash(settings, wanted)
     current.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(entry.path, current)
+    if link_file(Path(entry.path)).is_file():
+        shutil.move(link_file(Path(entry.path)), link_file(current))
     _remove_empty_parents(Path(entry.path).parent, settings.index_dir / TRASH_DIR)
     return entry
 
@@ -111,6 +117,10 @@ def _new_folder(settings: Settings) -> Path:
         except FileExistsError:
             continue
     raise InvalidDocumentError("too many documents were trashed within one second; try again")
+
+
+def _is_link_of_a_trashed_seed(path: Path) -> bool:
+    return path.name.endswith(LINK_SUFFIX) and path.with_name(path.name[: -len(LINK_SUFFIX)]).exists()
 
 
 def _folder_time(folder: Path) -> float | None:

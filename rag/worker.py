@@ -58,7 +58,7 @@ def main() -> int:
         elif request["action"] == "add_document":
             source, report = api.add_document(
                 request["name"], base64.b64decode(request["content"]), settings=settings,
-                overwrite=bool(request.get("overwrite")), on_progress=progress,
+                overwrite=bool(request.get("overwrite")), url=str(request.get("url", "")), on_progress=progress,
             )
             send({"result": {"source": source, "report": asdict(report)}})
         else:

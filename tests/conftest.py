@@ -37,8 +37,14 @@ def fake_settings(fake, seeds_copy, tmp_path) -> rag.Settings:
 
 @pytest.fixture(scope="session")
 def real_embedder():
-    """The real multilingual model, loaded once for the whole test session."""
+    """The real multilingual model (its default runtime, onnxruntime), loaded once for the whole test session."""
     return rag.get_embedder(rag.Settings().model)
+
+
+@pytest.fixture(scope="session")
+def reference_embedder():
+    """The default model through sentence-transformers (PyTorch), the reference runtime, loaded once."""
+    return rag.get_embedder(rag.Settings().model + "#torch")
 
 
 @pytest.fixture(scope="session")

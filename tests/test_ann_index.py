@@ -16,7 +16,7 @@ import pytest
 import rag
 from rag.model import FakeEmbedder
 from rag.query import retrieve
-from rag.store import CHUNKS_DB, MANIFEST, SENTENCE_STRIDE, IndexReader, checks, current_version, fp16, kinds
+from rag.store import CHUNKS_DB, MANIFEST, SENTENCE_STRIDE, IndexReader, checks, current_version, fp16, kinds, tokens
 from rag.store.manifest import _content_digest
 from rag.store.vectors import SENTENCE_VECTORS, VECTORS
 from tests.conftest import SEEDS
@@ -88,9 +88,10 @@ def test_below_the_threshold_the_index_is_the_exact_one_written_before(fake, fak
     rag.build_index(settings=fake_settings)
     manifest = _manifest(fake_settings.index_dir)
     assert manifest["schema_version"] == 2 and "index" not in manifest
-    assert set(manifest["files"]) == {VECTORS, SENTENCE_VECTORS, CHUNKS_DB}
+    # the vector files of the exact kind are the ones always written; the passages' token states beside them
+    assert set(manifest["files"]) == {VECTORS, SENTENCE_VECTORS, CHUNKS_DB, *tokens.FILES}
     version = current_version(fake_settings.index_dir)
-    assert sorted(p.name for p in version.iterdir()) == sorted([VECTORS, SENTENCE_VECTORS, CHUNKS_DB, MANIFEST])
+    assert sorted(p.name for p in version.iterdir()) == sorted([VECTORS, SENTENCE_VECTORS, CHUNKS_DB, MANIFEST, *tokens.FILES])
     reader = IndexReader.open(fake_settings.index_dir)
     assert type(reader.raw_vectors()).__name__ == "IndexIDMap2"
     assert type(reader.raw_sentence_vectors()).__name__ == "IndexIDMap2"
@@ -107,7 +108,8 @@ def test_above_the_threshold_the_build_writes_an_ivf_sq8_with_float16_stores(fak
     assert manifest["index"] == {**kinds.spec_to_manifest(spec), "kind": "ivf-sq8"}
     assert (manifest["index"]["nlist"], manifest["index"]["nprobe"]) == (spec.nlist, spec.nprobe)
     version = current_version(fake_settings.index_dir)
-    files = {VECTORS, "vectors.f16.npy", "vectors.ids.npy", "sentences.f16.npy", "sentences.ids.npy", CHUNKS_DB}
+    files = {VECTORS, "vectors.f16.npy", "vectors.ids.npy", "sentences.f16.npy", "sentences.ids.npy", CHUNKS_DB,
+             *tokens.FILES}
     assert set(manifest["files"]) == files
     assert sorted(p.name for p in version.iterdir()) == sorted(files | {MANIFEST})
     reader = _check_live_index(fake_settings.index_dir, fake)

@@ -11,6 +11,7 @@ import pytest
 
 import rag
 from rag import background, indexer
+from rag.documents import cost
 from tests.conftest import SEEDS
 from tests.robust_helpers import child_env, content_view, index_snapshot
 
@@ -64,7 +65,7 @@ def test_ordinary_text_stays_well_under_the_limit(fake, seeds_copy):
         raw = path.read_bytes()
         doc, _ = rag.documents.text.parse_seed_bytes(path.name, raw)
         chunks = indexer.check_document_cost(doc, len(raw), rag.Settings(model=fake.model_id), fake)
-        assert chunks <= indexer.MAX_CHUNKS_PER_MB * max(len(raw), indexer.COST_FLOOR_BYTES) / 1e6 / 2
+        assert chunks <= cost.MAX_CHUNKS_PER_MB * max(len(raw), cost.COST_FLOOR_BYTES) / 1e6 / 2
 
 
 @pytest.mark.model

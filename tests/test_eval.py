@@ -61,3 +61,35 @@ def test_our_question_sets_have_findable_keys(path):
             continue
         text = (REPO / "seeds" / q.source).read_text(encoding="utf-8")
         assert q.keys and evaluate.is_hit(q, q.source, text), (path.name, q.q)
+
+
+def _answer(q: str, found: bool, confidence: float, passage: str = "") -> rag.Answer:
+    citations = [rag.Citation(1, "000_x.txt", passage, 0, len(passage), passage, 0.9)] if passage else []
+    return rag.Answer(q, "x", found, citations, confidence)
+
+
+def test_calibration_figures():
+    """ECE over answered questions in 10 bins; precision and coverage at confidence >= 0.9; why/how quoted."""
+    qs = [evaluate.EvalQuestion(q=f"Why q{i}?", source="000_x.txt", keys=["clé"]) for i in range(4)]
+    qs.append(evaluate.EvalQuestion(q="unanswerable?", source=None, keys=[]))
+    answers = [
+        _answer(qs[0].q, True, 0.95, "la clé"),  # right, confident
+        _answer(qs[1].q, True, 0.95, "autre"),  # wrong, confident
+        _answer(qs[2].q, True, 0.55, "la clé"),  # right, unsure
+        _answer(qs[3].q, False, 0.1),  # declined
+        _answer(qs[4].q, True, 0.65, "autre"),  # answered although unanswerable: wrong
+    ]
+    searches = [[rag.Hit("000_x.txt", "la clé", 0, 6, 0.9)]] * 5
+    r = evaluate.score(qs, searches, answers)
+    assert r.answered == 4
+    assert r.precision_at_90 == 0.5 and r.coverage_at_90 == 0.25
+    # bins: 0.9 -> {0.95 right, 0.95 wrong}: |0.5-0.95|; 0.5 -> {0.55 right}: |1-0.55|; 0.6 -> {0.65 wrong}: 0.65
+    assert abs(r.calibration_error - (2 / 4 * 0.45 + 1 / 4 * 0.45 + 1 / 4 * 0.65)) < 1e-9
+    assert r.why_how == 4 and r.why_how_quoted_right == 0.5
+    assert "calibration" in evaluate.format_table(r)
+
+
+def test_support_words_follow_the_confidence():
+    assert rag.Answer("q", "t", True, confidence=0.93).support == "well supported"
+    assert rag.Answer("q", "t", True, confidence=0.7).support == "partly supported"
+    assert rag.Answer("q", "t", True, confidence=0.2).support == "weakly supported"

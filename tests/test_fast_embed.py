@@ -38,9 +38,10 @@ def test_load_backend_refuses_unknown_backend():
 def _fake_conversion(monkeypatch) -> list[Path]:
     calls: list[Path] = []
 
-    def export(model_dir, out):
-        calls.append(out)
-        Path(out).write_bytes(b"fp32")
+    def export(model_dir, out_dir):
+        calls.append(out_dir)
+        (Path(out_dir) / onnx_convert.ONNX_FILE).write_bytes(b"fp32")
+        (Path(out_dir) / onnx_convert.WORD_TABLE_FILE).write_bytes(b"table")
 
     def quant(src, dst):
         Path(dst).write_bytes(b"int8:" + Path(src).read_bytes())
@@ -56,11 +57,12 @@ def test_converted_once_and_reused(tmp_path, monkeypatch):
     model_dir.mkdir()
     first = onnx_convert.ensure_onnx(model_dir, "int8", tmp_path / "cache")
     again = onnx_convert.ensure_onnx(model_dir, "int8", tmp_path / "cache")
-    assert first == again and first.read_bytes() == b"int8:fp32"
+    assert first == again and (first / onnx_convert.ONNX_FILE).read_bytes() == b"int8:fp32"
+    assert (first / onnx_convert.WORD_TABLE_FILE).read_bytes() == b"table"
     assert len(calls) == 1
     # fp32 and int8 live in distinct folders; no temporary folder is left behind
     fp32 = onnx_convert.ensure_onnx(model_dir, "fp32", tmp_path / "cache")
-    assert fp32.parent != first.parent and fp32.read_bytes() == b"fp32"
+    assert fp32 != first and (fp32 / onnx_convert.ONNX_FILE).read_bytes() == b"fp32"
     assert len(calls) == 2
     assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".onnx-")]
 
@@ -107,45 +109,46 @@ def fast(request):
 
 
 @pytest.mark.model
-def test_selected_through_the_registry(fast, real_embedder):
+def test_selected_through_the_registry(fast, reference_embedder, real_embedder):
     assert isinstance(fast, onnx.OnnxEmbedder)
     assert fast.model_id.endswith("#onnx-" + fast.quant)
-    assert fast.fingerprint != real_embedder.fingerprint  # an fp32 index is rebuilt, not mixed
-    assert fast.dim == real_embedder.dim and fast.max_tokens == real_embedder.max_tokens
+    assert fast.fingerprint != real_embedder.fingerprint  # an index of the default runtime is rebuilt, not mixed
+    assert fast.dim == reference_embedder.dim and fast.max_tokens == reference_embedder.max_tokens
     assert registry.get_embedder(fast.model_id) is fast  # loaded once per process
 
 
 @pytest.mark.model
 def test_conversion_reused(fast):
-    before = fast.onnx_path.stat().st_mtime_ns
-    assert onnx_convert.ensure_onnx(None, fast.quant) == fast.onnx_path
-    assert fast.onnx_path.stat().st_mtime_ns == before
+    graph = fast.onnx_dir / onnx_convert.ONNX_FILE
+    before = graph.stat().st_mtime_ns
+    assert onnx_convert.ensure_onnx(None, fast.quant) == fast.onnx_dir
+    assert graph.stat().st_mtime_ns == before
 
 
 @pytest.mark.model
-def test_same_tokens_as_fp32(fast, real_embedder):
+def test_same_tokens_as_fp32(fast, reference_embedder):
     for t in TEXTS:
-        assert fast.count_tokens(t) == real_embedder.count_tokens(t)
+        assert fast.count_tokens(t) == reference_embedder.count_tokens(t)
     long = " ".join(TEXTS * 20)
-    assert fast.truncate(long, 100) == real_embedder.truncate(long, 100)
+    assert fast.truncate(long, 100) == reference_embedder.truncate(long, 100)
 
 
 @pytest.mark.model
-def test_vectors_close_to_fp32(fast, real_embedder):
+def test_vectors_close_to_fp32(fast, reference_embedder):
     docs = fast.embed_documents(TEXTS)
-    ref = real_embedder.embed_documents(TEXTS)
+    ref = reference_embedder.embed_documents(TEXTS)
     assert docs.dtype == np.float32 and docs.shape == ref.shape
     assert np.allclose(np.linalg.norm(docs, axis=1), 1, atol=1e-4)
     assert (docs * ref).sum(1).min() >= 0.99
     for q, _ in QUESTIONS:
-        assert float(fast.embed_query(q) @ real_embedder.embed_query(q)) >= 0.99
+        assert float(fast.embed_query(q) @ reference_embedder.embed_query(q)) >= 0.99
     assert fast.embed_documents([]).shape == (0, fast.dim)
 
 
 @pytest.mark.model
-def test_same_top1_as_fp32(fast, real_embedder):
-    docs, ref = fast.embed_documents(TEXTS), real_embedder.embed_documents(TEXTS)
+def test_same_top1_as_fp32(fast, reference_embedder):
+    docs, ref = fast.embed_documents(TEXTS), reference_embedder.embed_documents(TEXTS)
     for q, expected in QUESTIONS:
         top_fast = int(np.argmax(docs @ fast.embed_query(q)))
-        top_ref = int(np.argmax(ref @ real_embedder.embed_query(q)))
+        top_ref = int(np.argmax(ref @ reference_embedder.embed_query(q)))
         assert top_fast == top_ref == expected, q

@@ -40,7 +40,7 @@ def test_cross_lingual_similarity_beats_unrelated(real_embedder):
     assert q @ right > q @ wrong + 0.05
 
 
-def test_cached_model_skips_the_slow_tokenizer_scan(real_embedder, tmp_path):
+def test_cached_model_skips_the_slow_tokenizer_scan(reference_embedder, tmp_path):
     """The saved tokenizer config lists the added tokens, so transformers does not re-parse the
     17 MB tokenizer.json in Python on every load; the token ids stay those of tokenizer.json."""
     import json
@@ -55,7 +55,7 @@ def test_cached_model_skips_the_slow_tokenizer_scan(real_embedder, tmp_path):
     assert {v["content"] for v in config["added_tokens_decoder"].values()} == {"<s>", "<pad>", "</s>", "<unk>", "<mask>"}
     raw = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     for text in [*TEXTS, "<s> </s> <mask> <pad> <unk> « guillemets » àéèç"]:
-        assert real_embedder._tokenizer(text)["input_ids"] == raw.encode(text).ids
+        assert reference_embedder._tokenizer(text)["input_ids"] == raw.encode(text).ids
 
     copy = tmp_path / "m"
     shutil.copytree(model_dir, copy)

@@ -81,10 +81,10 @@ def test_a_closer_everyday_sentence_declines_an_otherwise_found_question():
     ranked = _ranked(0.83)
     found, conf, _ = decide.decide("Where is it?", ranked)
     assert found
-    found_ref, conf_ref, reason = decide.decide("Where is it?", ranked, reference_best=0.87)
-    assert not found_ref and conf_ref < conf and "another subject 0.870" in reason
-    # a reference sentence well below the best passage changes nothing
-    assert decide.decide("Where is it?", ranked, reference_best=0.70)[:2] == (found, conf)
+    confidences = [decide.decide("Where is it?", ranked, reference_best=r)[1] for r in (0.70, 0.80, 0.87, 0.95)]
+    assert confidences == sorted(confidences, reverse=True)  # the closer the everyday sentence, the lower
+    found_ref, conf_ref, reason = decide.decide("Where is it?", ranked, reference_best=0.95)
+    assert not found_ref and conf_ref < conf and "another subject 0.950" in reason
 
 
 @pytest.mark.model

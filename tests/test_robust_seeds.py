@@ -45,8 +45,12 @@ def _bad_corpus() -> dict[str, tuple[bytes, str]]:
         "blanc.txt": (b"   \n\t\r\n  ", "skip:only white space"),
         "insecables.txt": ("\u00a0\u2003\n\u00a0".encode(), "skip:only white space"),
         "nul.txt": (b"du texte\x00avec des\x00octets nuls" * 20, "skip:binary file (not text)"),
-        "image.txt": (_png(), "skip:binary file (not text)"),
-        "document.md": (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >>", "skip:binary file (not text)"),
+        "image.txt": (_png(), "skip:binary file (a PNG image, not text)"),
+        # the content decides the reader: a cut PDF named .md goes to the PDF reader, which says what is wrong
+        "document.md": (
+            b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >>",
+            "skip:damaged PDF, its text cannot be read (Stream has ended unexpectedly)",
+        ),
         "controle.txt": (bytes(range(1, 32)) * 40, "skip:binary file (not text)"),
         "latin1.txt": ((FRENCH * 3).encode("latin-1"), "index:clientèle"),
         "cp1252.txt": ((CP1252_ONLY + FRENCH).encode("cp1252"), "index:L’œuvre « coûte » 15 €"),
@@ -210,7 +214,7 @@ def test_cli_prints_each_skipped_seed_and_an_empty_corpus_is_an_error(bad_settin
     monkeypatch.setenv("RAG_MAX_FILE_BYTES", "50000")
     assert cli_main(args) == 0
     out = capsys.readouterr().out
-    assert "  skipped vide.txt: empty file" in out and "  skipped image.txt: binary file (not text)" in out
+    assert "  skipped vide.txt: empty file" in out and "  skipped image.txt: binary file (a PNG image, not text)" in out
     assert "  skipped gros.txt: file too large (92,000 bytes; the limit is 50,000)" in out
     assert "  skipped lien-dehors.txt: symbolic link pointing outside the seeds folder (not followed)" in out
     for p in list(bad_settings.seeds_dir.rglob("*")):
@@ -218,7 +222,7 @@ def test_cli_prints_each_skipped_seed_and_an_empty_corpus_is_an_error(bad_settin
             p.unlink()
     assert cli_main(args) == 2
     err = capsys.readouterr().err
-    assert err.startswith("rag: error: no readable .txt or .md document") and err.count("\n") == 1
+    assert err.startswith("rag: error: no readable document (.txt, .md, .markdown, .html, .htm, .pdf, .docx)") and err.count("\n") == 1
     assert (bad_settings.index_dir / CURRENT).exists()  # the previous index is still there
 
 

@@ -135,5 +135,5 @@ def test_the_decision_counts_how_well_the_question_words_matched_the_best_passag
     strong = decide.decide(question, [replace(ranked[0], token_match=level + 0.1), *background])
     weak = decide.decide(question, [replace(ranked[0], token_match=level - 0.1), *background])
     at_level = decide.decide(question, [replace(ranked[0], token_match=level), *background])
-    assert weak[1] < at_level[1] == unmatched_conf < strong[1]
+    assert weak[1] < at_level[1] < strong[1] and weak[1] < unmatched_conf
     assert f"its words matched {level - 0.1:.3f}" in weak[2]

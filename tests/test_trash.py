@@ -130,3 +130,18 @@ def test_rag_remove_and_rag_restore_on_the_command_line(indexed, tmp_path):
     assert (indexed.seeds_dir / FIRST).is_file()
     r = _rag("restore", FIRST, *paths, cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.startswith("rag: error: no copy of") and "Traceback" not in r.stderr
+
+
+def test_a_seed_s_link_file_goes_to_the_trash_and_comes_back_with_it(indexed):
+    from rag.documents.links import link_file, read_link
+
+    page = b"<html><head><title>Le cidre</title></head><body><p>" + b"Le cidre de Normandie. " * 20 + b"</p></body></html>"
+    source, _ = rag.add_document("cidre.html", page, url="https://example.com/cidre", settings=indexed)
+    seed = indexed.seeds_dir / source
+    assert read_link(seed) == "https://example.com/cidre"
+    entry, _ = rag.remove_document(source, settings=indexed)
+    assert not seed.exists() and not link_file(seed).exists()
+    assert [e.source for e in rag.list_trash(settings=indexed)] == [source]  # the link file is not an entry
+    assert read_link(Path(entry.path)) == "https://example.com/cidre"
+    rag.restore_document(source, settings=indexed)
+    assert seed.read_bytes() == page and read_link(seed) == "https://example.com/cidre"

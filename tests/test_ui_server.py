@@ -118,10 +118,15 @@ def test_uploaded_document_is_answerable_right_after(server_url, tmp_path):
 @pytest.mark.model
 def test_upload_refuses_other_types_binaries_and_duplicates(server_url, corpus, tmp_path):
     c = client(server_url)
-    program = tmp_path / "report.exe"
-    program.write_bytes(b"MZ not text")
+    sheet = tmp_path / "report.odt"
+    sheet.write_bytes(b"PK\x03\x04 not a document we read")
     with pytest.raises(Exception, match="415"):  # refused at the upload, before any event runs
-        c.predict(handle_file(str(program)), False, api_name="/add_document")
+        c.predict(handle_file(str(sheet)), False, api_name="/add_document")
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(b"%PDF-1.4 cut short")
+    notice, _, _ = c.predict(handle_file(str(pdf)), False, api_name="/add_document")
+    assert "rag-notice-error" in notice and "damaged PDF" in notice
+    assert not (corpus.seeds_dir / "report.pdf").exists()
 
     binary = tmp_path / "blob.txt"
     binary.write_bytes(b"\x00\x01\x02\x03 binary")
@@ -179,7 +184,7 @@ def test_read_only_exposes_only_chat(read_only_url):
     c = client(read_only_url)
     assert set(c.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/chat"}
     assert FIRST_SEED in c.predict(EXAMPLE_QUESTION, api_name="/chat")
-    for name in ("/add_document", "/rebuild_index"):
+    for name in ("/add_document", "/add_url", "/rebuild_index"):
         with pytest.raises(Exception, match="(?i)cannot find a function|not found|api_name"):
             c.predict(api_name=name)
 
@@ -191,7 +196,8 @@ def test_read_only_page_has_no_upload_or_rebuild(read_only_url):
     assert "file" not in kinds
     labels = {str(comp.get("props", {}).get("value")) for comp in config["components"] if comp["type"] == "button"}
     assert "Rebuild index" not in labels
-    assert all(dep.get("api_name") not in ("add_document", "rebuild_index") for dep in config["dependencies"])
+    assert all(dep.get("api_name") not in ("add_document", "add_url", "rebuild_index") for dep in config["dependencies"])
+    assert all(comp.get("props", {}).get("elem_id") != "rag-url" for comp in config["components"])
 
 
 @pytest.mark.model
@@ -366,8 +372,9 @@ def test_answer_as_text_is_plain_and_numbered():
     citation = hostile_citation()
     answer = rag.Answer(question="q", text=f"{citation.quote} [1]", found=True, citations=[citation])
     text = render.answer_as_text(answer)
-    assert text.splitlines()[2] == "Sources:"
-    assert text.splitlines()[3].startswith("[1] <img src=x onerror=alert(2)>.txt, characters 100-")
+    assert text.splitlines()[1].startswith("(") and "confidence" in text.splitlines()[1]
+    assert text.splitlines()[3] == "Sources:"
+    assert text.splitlines()[4].startswith("[1] <img src=x onerror=alert(2)>.txt, characters 100-")
     hit = rag.Hit(source="s.txt", text="close\nbut no", start=1, end=9, score=0.5)
     not_found = rag.Answer(question="q", text="No answer.", found=False, reason="too far", nearest=[hit])
     assert render.answer_as_text(not_found).splitlines() == [

@@ -73,7 +73,7 @@ def free_port() -> int:
 def live_server(settings: rag.Settings, read_only: bool = False, **options) -> Iterator[str]:
     """The app on a free loopback port, served from Gradio's background thread; yields its URL.
     ``options`` go to ``ui.app.start`` (write_token, upload_limits, ...)."""
-    from ui.app import start
+    from ui.server import start
 
     app, url = start(settings, host="127.0.0.1", port=free_port(), read_only=read_only, **options)
     try:

@@ -4,26 +4,26 @@
 ``rag serve`` runs. All retrieval goes through the public ``rag`` API and all HTML through ``ui.render``.
 
 Endpoints a script can call with gradio_client:
-- ``/chat`` (question) -> answer text with [n] markers and the numbered sources, plain text;
-- ``/add_document`` (file, replace) and ``/rebuild_index`` (full: re-embed everything) -> (notice, index panel),
-  both absent, not just hidden, when the app is read-only, and needing the write token when the server has
-  one (``Client(url, headers={"Authorization": "Bearer <token>"})``).
-Every other event is the page's own: ``ui.guard`` lets only a page this server sent call it, and refuses
-every route Gradio has that the page and those endpoints do not need. Indexing (upload, rebuild) runs in a
-separate low-priority process (``rag.background``), so answers keep their speed meanwhile.
+- ``/chat`` (question) -> answer text with [n] markers and the numbered sources, plain text (written by the
+  configured language model when there is one, then checked, as on the page);
+- ``/add_document`` (file, replace), ``/add_url`` (link) and ``/rebuild_index`` (full: re-embed everything) ->
+  (notice, index panel, ...), all absent, not just hidden, when the app is read-only, and needing the write
+  token when the server has one (``Client(url, headers={"Authorization": "Bearer <token>"})``). Links to this
+  machine or its private network are refused unless the app was started with ``allow_private_urls``.
+Every other event is the page's own: ``ui.guard`` lets only a page this server sent call it, and refuses every
+route Gradio has that the page and those endpoints do not need (``ui.server`` puts it in front). Indexing
+(upload, link, rebuild) runs in a separate low-priority process (``rag.background``), so answers keep their
+speed meanwhile.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import gradio as gr
-from starlette.middleware import Middleware
 
 import rag
 from rag import MAX_UPLOAD_BYTES
@@ -46,14 +46,15 @@ EXAMPLE_QUESTIONS = [
 ]
 INDEX_HINT = (
     "Added, changed or removed files in the seeds folder? Rebuild the index. "
-    "Uploaded documents are indexed at once."
+    "Uploaded documents and links are indexed at once."
 )
+UPLOAD_KINDS = ".txt, .md, .html, .pdf or .docx"
 # Two CPUs: two answers embed at once; more would only queue inside the model's lock and use memory.
 ANSWER_CONCURRENCY = 2
 # Events waiting beyond this are refused with "queue full" instead of piling up.
 MAX_QUEUE = 64
 MAX_QUESTION_CHARS = 2000
-# Answers from the page and from /chat share the two slots; upload and rebuild write the seeds and the
+# Answers from the page and from /chat share the two slots; upload, link and rebuild write the seeds and the
 # index, one at a time. Every event in INDEX_WRITES needs the write token (ui.guard).
 ANSWERS = "answers"
 INDEX_WRITES = "index-writes"
@@ -75,11 +76,12 @@ THEME = gr.themes.Default(
 
 
 def build_app(
-    settings: rag.Settings, read_only: bool = False, *, token_box: bool = False, separate_indexing: bool = True
+    settings: rag.Settings, read_only: bool = False, allow_private_urls: bool = False, *, token_box: bool = False,
+    separate_indexing: bool = True,
 ) -> gr.Blocks:
-    """The page. With ``read_only`` the upload and rebuild controls and their endpoints do not exist; with
-    ``token_box`` the page asks for the write token; ``separate_indexing`` indexes in a child process."""
-    handlers = _Handlers(settings, read_only, separate_indexing)
+    """The page. With ``read_only`` the upload, link and rebuild controls and their endpoints do not exist;
+    with ``token_box`` the page asks for the write token; ``separate_indexing`` indexes in a child process."""
+    handlers = _Handlers(settings, read_only, allow_private_urls, separate_indexing)
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=DELETE_CACHE) as app:
         gr.HTML(
             f'<header class="rag-header"><h1>{render.escape(TITLE)}</h1><p>{render.escape(SUBTITLE)}</p></header>',
@@ -139,7 +141,7 @@ def build_app(
                         render.render_notice(INDEX_HINT), elem_id="rag-notice", js_on_load=None, min_height=64
                     )
                     upload = gr.File(
-                        label=f"Add a .txt or .md document (up to {MAX_UPLOAD_BYTES // 1_000_000} MB)",
+                        label=f"Add a {UPLOAD_KINDS} document (up to {MAX_UPLOAD_BYTES // 1_000_000} MB)",
                         file_types=list(settings.extensions),
                         file_count="single",
                         type="filepath",
@@ -148,6 +150,10 @@ def build_app(
                     )
                     replace_existing = gr.Checkbox(
                         label="Replace a document with the same name", value=False, container=False
+                    )
+                    url_box = gr.Textbox(
+                        label="Add a page by its link", placeholder="https://…", elem_id="rag-url",
+                        submit_btn="Add", max_length=2048, lines=1, max_lines=1,
                     )
                 else:
                     gr.HTML('<p class="rag-readonly">Read-only: documents cannot be added here.</p>', js_on_load=None)
@@ -174,6 +180,10 @@ def build_app(
                 handlers.add_document, [upload, replace_existing], [notice, status_panel, upload],
                 api_name="add_document", concurrency_limit=1, concurrency_id=INDEX_WRITES, show_progress_on=[notice],
             )
+            url_box.submit(
+                handlers.add_url, [url_box], [notice, status_panel, url_box],
+                api_name="add_url", concurrency_limit=1, concurrency_id=INDEX_WRITES, show_progress_on=[notice],
+            )
     return app
 
 
@@ -181,9 +191,12 @@ class _Handlers:
     """The event handlers. They hold only the frozen settings: each session's conversation travels
     with its own events, so people chatting at once never see each other's answers."""
 
-    def __init__(self, settings: rag.Settings, read_only: bool, separate_indexing: bool = True) -> None:
+    def __init__(
+        self, settings: rag.Settings, read_only: bool, allow_private_urls: bool = False, separate_indexing: bool = True
+    ) -> None:
         self.settings = settings
         self.read_only = read_only
+        self.allow_private_urls = allow_private_urls
         self.separate_indexing = separate_indexing
 
     def _message(self, error: object) -> str:
@@ -203,20 +216,27 @@ class _Handlers:
         question = sample[0] if isinstance(sample, list | tuple) else sample
         return self.take_question(str(question or ""), history)
 
-    def answer_pending(self, question: str, history: list) -> list:
+    def answer_pending(self, question: str, history: list) -> Iterator[list]:
+        """The answer; a written one shows its text as the language model writes it, then the checked answer."""
         if not question:
-            return history
+            yield history
+            return
         turn = sum(1 for m in history if _role(m) == "assistant") + 1
+        written = ""
         try:
-            answer = rag.answer(question, settings=self.settings)
-            reply = render.render_answer(answer, turn)
+            for event in rag.answer_stream(question, settings=self.settings):
+                if isinstance(event, str):
+                    written += event
+                    yield [*history, {"role": "assistant", "content": render.render_draft(written)}]
+                else:
+                    reply = render.render_answer(event, turn, writer=self.settings.llm_model)
         except rag.RagError as exc:
             gr.Warning(render.escape(self._message(exc)))
             reply = render.render_error(self._message(exc))
         except Exception:
             log.exception("answering %r failed", question)
             reply = render.render_error("the answer could not be computed; the details are in the server log")
-        return [*history, {"role": "assistant", "content": reply}]
+        yield [*history, {"role": "assistant", "content": reply}]
 
     # --- chat (API) ---
 
@@ -257,10 +277,10 @@ class _Handlers:
         return notice, self.index_panel()
 
     def add_document(self, path: str | None, replace: bool, progress=gr.Progress()) -> tuple[str, str, None]:  # noqa: B008
-        """Save an uploaded .txt/.md into the seeds folder and index it. Returns (notice, index panel, cleared
+        """Save an uploaded document into the seeds folder and index it. Returns (notice, index panel, cleared
         upload box)."""
         if not path:
-            return render.render_notice("Choose a .txt or .md file to add.", "error"), self.index_panel(), None
+            return render.render_notice(f"Choose a {UPLOAD_KINDS} file to add.", "error"), self.index_panel(), None
         upload = Path(path)
         try:
             content = upload.read_bytes()
@@ -282,6 +302,25 @@ class _Handlers:
             _remove_quietly(upload)
         return notice, self.index_panel(), None
 
+    def add_url(self, url: str, progress=gr.Progress()) -> tuple[str, str, str]:  # noqa: B008
+        """Fetch a page by its link into the seeds folder and index it. Returns (notice, index panel, link box:
+        cleared once added, kept to be corrected when it failed)."""
+        url = (url or "").strip()
+        if not url:
+            return render.render_notice("Paste a link starting with https://.", "error"), self.index_panel(), ""
+        try:
+            progress(0, desc="Fetching the link")
+            source, report = rag.add_url(
+                url, settings=self.settings, allow_private=self.allow_private_urls, max_bytes=MAX_UPLOAD_BYTES,
+                separate_process=self.separate_indexing, on_progress=_embedding_progress(progress),
+            )
+        except rag.RagError as exc:
+            gr.Warning(render.escape(self._message(exc)))
+            return render.render_notice(self._message(exc), "error"), self.index_panel(), url
+        gr.Info(render.escape(f"Added {source}"))
+        notice = render.render_notice(render.describe_added_document(source, report), "success")
+        return notice, self.index_panel(), ""
+
 
 def _embedding_progress(progress):
     def report(done: int, total: int) -> None:
@@ -299,96 +338,3 @@ def _remove_quietly(path: Path) -> None:
         path.unlink(missing_ok=True)
     except OSError:
         log.warning("could not remove the uploaded copy %s", path)
-
-
-def start(
-    settings: rag.Settings,
-    host: str = "127.0.0.1",
-    port: int = 7860,
-    read_only: bool = False,
-    quiet: bool = True,
-    *,
-    write_token: str | None = None,
-    separate_indexing: bool = True,
-    upload_limits: guard.UploadLimits | None = None,
-) -> tuple[gr.Blocks, str]:
-    """Launch the app in Gradio's server thread, behind ``ui.guard``, and return (app, local URL) at once."""
-    app = build_app(settings, read_only=read_only, token_box=bool(write_token), separate_indexing=separate_indexing)
-    app.queue(default_concurrency_limit=ANSWER_CONCURRENCY, max_size=MAX_QUEUE)
-    limits = upload_limits or guard.UploadLimits(extensions=tuple(settings.extensions), max_file_bytes=MAX_UPLOAD_BYTES)
-    policy = guard.policy_for(app, read_only, write_token, limits, write_group=INDEX_WRITES)
-    _, url, _ = app.launch(
-        server_name=host,
-        server_port=port,
-        prevent_thread_lock=True,
-        share=False,
-        quiet=quiet,
-        inbrowser=False,
-        show_error=False,  # handlers report RagErrors themselves; other errors stay in the server log
-        # Gradio serves only its own assets and its upload cache; the documents and the index are
-        # blocked outright, and read-only refuses every upload (nothing there accepts a file).
-        allowed_paths=[],
-        blocked_paths=[str(settings.seeds_dir.resolve()), str(settings.index_dir.resolve())],
-        max_file_size=0 if read_only else MAX_UPLOAD_BYTES,
-        ssr_mode=False,
-        mcp_server=False,
-        pwa=False,
-        enable_monitoring=False,
-        run_history=False,
-        footer_links=["api"],
-        theme=THEME,
-        css=STYLE,
-        app_kwargs={"middleware": [Middleware(guard.Guard, policy=policy)]},
-    )
-    return app, url
-
-
-def serve(
-    settings: rag.Settings,
-    host: str = "127.0.0.1",
-    port: int = 7860,
-    read_only: bool = False,
-    write_token: str | None = None,
-) -> None:
-    """Run the chat UI until Ctrl+C (``rag serve``)."""
-    problem = guard.exposure_problem(host, write_token, read_only)
-    if problem:
-        raise rag.ConfigError(problem)
-    # No usage statistics and no update check: the product works offline.
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    # Find out before the model loads, not after.
-    _check_port_free(host, port)
-    print(f"Loading the model and the index from {settings.index_dir} …", flush=True)
-    _warm_up(settings, read_only)
-    try:
-        app, url = start(settings, host=host, port=port, read_only=read_only, quiet=True, write_token=write_token)
-    except OSError:
-        _port_refused(host, port)
-    mode = " (read-only)" if read_only else (" (writes need the token)" if write_token else "")
-    print(f"Ask the articles{mode} is running at {url}  (Ctrl+C to stop)", flush=True)
-    app.block_thread()
-
-
-def _check_port_free(host: str, port: int) -> None:
-    try:
-        with socket.create_server((host, port)):
-            pass
-    except OSError:
-        _port_refused(host, port)
-
-
-def _port_refused(host: str, port: int) -> NoReturn:
-    raise SystemExit(f"rag: error: cannot listen on {host}:{port} (in use or not allowed); choose another --port")
-
-
-def _warm_up(settings: rag.Settings, read_only: bool) -> None:
-    """Load the model and the index now, so the first person to ask does not wait for them."""
-    status = rag.index_status(settings=settings)
-    try:
-        if not status.exists and not read_only:
-            print("No index yet: building it from", settings.seeds_dir, flush=True)
-            rag.build_index(settings=settings, show_progress=True)
-        rag.answer("warm-up", settings=settings)
-    except (rag.IndexNotFoundError, rag.EmptyCorpusError) as exc:
-        # Still serve: the side panel says there is no index, and an upload can start one.
-        print(f"No index yet ({exc}); the page will say so until one is built.", flush=True)

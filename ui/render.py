@@ -45,17 +45,53 @@ def render_question(question: str) -> str:
     return f'<div class="rag-question">{escape_multiline(question)}</div>'
 
 
-def render_answer(answer: rag.Answer, turn: int) -> str:
+def render_answer(answer: rag.Answer, turn: int, writer: str = "") -> str:
     """One assistant message: the short answer with linked [n] markers, then one card per citation,
-    or, when the documents do not answer, a plain statement and the nearest passages tucked away."""
+    or, when the documents do not answer, a plain statement and the nearest passages tucked away.
+    A written answer says so (``writer``: the language model's name), and a note says what was removed
+    or why the passages are quoted instead of a written answer."""
     if not answer.found:
         return render_not_found(answer)
     numbers = {c.n for c in answer.citations}
     cards = "".join(render_citation_card(c, turn) for c in answer.citations)
+    kind = " rag-generated" if answer.generated else ""
+    support = (
+        f'<p class="rag-support rag-support-{answer.support.split()[0]}" '
+        f'title="Confidence {answer.confidence:.2f}: the estimated probability that the cited passages answer the question">'
+        f"{escape(answer.support.capitalize())} <span class=\"rag-confidence\">({answer.confidence:.0%})</span></p>"
+    )
     return (
-        '<div class="rag-answer">'
+        f'<div class="rag-answer{kind}">'
+        f"{_provenance(answer, writer)}"
         f'<p class="rag-answer-text">{_link_markers(answer.text, numbers, turn, answer.citations)}</p>'
+        f"{_note(answer)}"
+        f"{support}"
         f'<div class="rag-cards" aria-label="Sources">{cards}</div>'
+        "</div>"
+    )
+
+
+def _provenance(answer: rag.Answer, writer: str) -> str:
+    if not answer.generated:
+        return ""
+    by = f" ({escape(writer)})" if writer else ""
+    return (
+        f'<p class="rag-provenance">Written by your language model{by} from the passages below; '
+        "every sentence was checked against the passage it cites.</p>"
+    )
+
+
+def _note(answer: rag.Answer) -> str:
+    return f'<p class="rag-note">{escape(answer.note)}</p>' if answer.note else ""
+
+
+def render_draft(text: str) -> str:
+    """The language model's text while it writes: shown as it comes, marked as not yet checked."""
+    return (
+        '<div class="rag-draft">'
+        '<p class="rag-draft-label">Writing… each sentence is checked against its passage when the answer is '
+        "complete.</p>"
+        f'<p class="rag-draft-text">{escape_multiline(text) or "…"}</p>'
         "</div>"
     )
 
@@ -78,8 +114,8 @@ def _link_markers(text: str, numbers: set[int], turn: int, citations: Iterable[r
 
 
 def render_citation_card(citation: rag.Citation, turn: int) -> str:
-    """A source card: number, article title, file, character span, score, and the passage with the
-    quoted sentence highlighted."""
+    """A source card: number, article title, file, page (PDFs), character span, score, a link to the
+    original page when there is one, and the passage with the quoted sentence highlighted."""
     return _card(
         number=citation.n,
         anchor=citation_anchor(turn, citation.n),
@@ -89,6 +125,8 @@ def render_citation_card(citation: rag.Citation, turn: int) -> str:
         end=citation.end,
         score=citation.score,
         passage=_highlight(citation),
+        page=citation.page,
+        url=citation.url,
     )
 
 
@@ -103,10 +141,12 @@ def render_nearest_card(hit: rag.Hit) -> str:
         end=hit.end,
         score=hit.score,
         passage=escape_multiline(hit.text),
+        page=hit.page,
+        url=hit.url,
     )
 
 
-def _card(*, number, anchor, title, source, start, end, score, passage) -> str:
+def _card(*, number, anchor, title, source, start, end, score, passage, page=None, url="") -> str:
     badge = f'<span class="rag-card-number">{number}</span>' if number is not None else ""
     anchor_attr = f' id="{escape(anchor)}"' if anchor else ""
     heading = escape(display_title(title, source))
@@ -115,11 +155,28 @@ def _card(*, number, anchor, title, source, start, end, score, passage) -> str:
         f'<div class="rag-card-head">{badge}<span class="rag-card-title">{heading}</span></div>'
         '<div class="rag-card-meta">'
         f'<span class="rag-card-source">{escape(source)}</span>'
+        f"{_page(page)}"
         f'<span class="rag-card-span">characters {start:,}–{end:,}</span>'
         f'<span class="rag-card-score">score {score:.3f}</span>'
+        f"{original_link(url)}"
         "</div>"
         f'<div class="rag-card-passage">{passage}</div>'
         "</div>"
+    )
+
+
+def _page(page: int | None) -> str:
+    return f'<span class="rag-card-page">page {int(page):,}</span>' if page else ""
+
+
+def original_link(url: str) -> str:
+    """A link to the document's original address: http(s) only, opened on a click in a new tab that gets
+    neither this page's window nor its address; the chat page itself never fetches it."""
+    if not url or not url.lower().startswith(("http://", "https://")):
+        return ""
+    return (
+        f'<a class="rag-card-link" href="{escape(url)}" target="_blank" rel="noopener noreferrer" '
+        f'referrerpolicy="no-referrer" title="{escape(url)}">original page ↗</a>'
     )
 
 
@@ -258,12 +315,20 @@ def answer_as_text(answer: rag.Answer) -> str:
     """The answer for scripts (the /chat API): the text with its [n] markers, then the numbered sources
     with the quoted sentence, or the nearest passages marked as not answering. Plain text, no HTML."""
     lines = [answer.text]
+    if answer.generated:
+        lines.append("(written by your language model from the sources below; each sentence checked against its source)")
+    if answer.note:
+        lines.append(f"({answer.note})")
     if answer.found:
+        lines.append(f"({answer.support}, confidence {answer.confidence:.2f})")
         if answer.citations:
             lines += ["", "Sources:"]
         for c in answer.citations:
             title = f" — {display_title(c.title, c.source)}" if c.title else ""
-            lines.append(f"[{c.n}] {c.source}, characters {c.start}-{c.end}, score {c.score:.3f}{title}")
+            page = f"page {c.page}, " if c.page else ""
+            lines.append(f"[{c.n}] {c.source}, {page}characters {c.start}-{c.end}, score {c.score:.3f}{title}")
+            if c.url:
+                lines.append(f"    {c.url}")
             lines.append(f"    “{_one_line(c.quote)}”")
         return "\n".join(lines)
     if answer.reason:

@@ -6,12 +6,13 @@ import re
 from collections.abc import Callable
 
 from ..types import Chunk, Document
-from .clean import sections
+from .clean import Section, sections
 
 # Bump when this module or clean.py changes where chunks or sentences start and end: the manifest
 # records it with the chunking settings, so an index built by older code is rebuilt, not quoted
-# with stale sentence spans (2: an image file name glued to the next word ends a sentence).
-CHUNKER_VERSION = 2
+# with stale sentence spans (2: an image file name glued to the next word ends a sentence; 3: documents of
+# every format, read by the reader of their kind, whose extracted text the build stores).
+CHUNKER_VERSION = 3
 
 # A sentence ends at . ! ? … (optionally closed by a quote or bracket) before white space, or at a line break.
 # An image file name glued to the text that follows it ("pigeon.jpgJe ne sais pas...", left by
@@ -50,8 +51,7 @@ def chunk_document(
     """Chunks of ``doc`` with ids from ``first_id``; ``doc.text[c.start:c.end] == c.text`` for each."""
     splitter = make_splitter(chunk_tokens, overlap_tokens, count_tokens)
     chunks: list[Chunk] = []
-    spans = sections(doc.text, doc.title, clean=clean) or sections(doc.text, doc.title, clean=False)
-    for section in spans:
+    for section in _sections(doc, clean):
         for start, end in _pieces(doc.text, section.start, section.end, splitter, count_tokens):
             piece = doc.text[start:end]
             chunks.append(
@@ -66,6 +66,16 @@ def chunk_document(
                 )
             )
     return chunks
+
+
+def _sections(doc: Document, clean: bool) -> list[Section]:
+    """clean.py's sections; without cleaning, the parts between the headings the reader marked."""
+    spans = sections(doc.text, doc.title, clean=clean) or sections(doc.text, doc.title, clean=False)
+    if clean or not doc.breaks:
+        return spans
+    cuts = [0, *sorted({b for b in doc.breaks if 0 < b < len(doc.text)}), len(doc.text)]
+    parts = [(a, b) for a, b in zip(cuts, cuts[1:]) if doc.text[a:b].strip()]
+    return [Section(a, a + len(doc.text[a:b].rstrip()), doc.title) for a, b in parts]
 
 
 def _pieces(text: str, start: int, end: int, splitter, count_tokens) -> list[tuple[int, int]]:

@@ -1,5 +1,6 @@
 """Find seed files and read their bytes: links leaving the folder, non-regular files and files over
-the size limit are passed over with a reason; reading never follows a link or blocks on a pipe."""
+the size limit are passed over with a reason; reading never follows a link or blocks on a pipe. The
+bytes then go to the reader of their kind (formats.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..types import Document
-from .text import parse_seed_bytes
+from .formats import read_document, seed_digest
+from .links import read_link
 
 
 @dataclass(frozen=True)
@@ -78,10 +80,19 @@ def _shown(path: Path, root: Path) -> str:
     return os.fsencode(path.relative_to(root).as_posix()).decode("utf-8", "backslashreplace")
 
 
-def read_seed(seed: SeedFile, max_bytes: int) -> tuple[Document | None, str]:
-    """Read one seed. Returns (document, "") or (None, reason it was skipped).
+@dataclass(frozen=True)
+class SeedBytes:
+    """A seed's bytes, its recorded link (links.py) and their sha256, before any reader parses them."""
 
-    Never reads more than ``max_bytes`` + 1 bytes, whatever the size the file claims or reaches."""
+    raw: bytes
+    url: str
+    sha256: str
+
+
+def load_seed(seed: SeedFile, max_bytes: int) -> tuple[SeedBytes | None, str]:
+    """The seed's bytes and digest, or (None, why it cannot be read): what tells a changed seed from an
+    unchanged one without parsing it. Never reads more than ``max_bytes`` + 1 bytes, whatever the size
+    the file claims or reaches."""
     try:
         raw = _read_limited(seed.target or seed.path, max_bytes)
     except _TooLarge as exc:
@@ -90,7 +101,20 @@ def read_seed(seed: SeedFile, max_bytes: int) -> tuple[Document | None, str]:
         return None, "not a regular file"
     except OSError as exc:
         return None, f"cannot read: {exc.strerror or exc}"
-    return parse_seed_bytes(seed.source, raw)
+    url = read_link(seed.path)
+    return SeedBytes(raw, url, seed_digest(raw, url)), ""
+
+
+def read_seed(seed: SeedFile, max_bytes: int) -> tuple[Document | None, str]:
+    """Read one seed with the reader of its kind. Returns (document, "") or (None, reason it was skipped)."""
+    loaded, reason = load_seed(seed, max_bytes)
+    if loaded is None:
+        return None, reason
+    return parse_seed(seed.source, loaded)
+
+
+def parse_seed(source: str, loaded: SeedBytes) -> tuple[Document | None, str]:
+    return read_document(source, loaded.raw, url=loaded.url)
 
 
 class _TooLarge(Exception):

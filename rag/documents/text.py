@@ -1,9 +1,11 @@
-"""The text reader: decode bytes in any common encoding into a Document, or say why they are not text."""
+"""The reader of plain text and Markdown: decode bytes in any common encoding into a Document, or say why
+they are not text. The text is the file as it is: every offset points into the decoded file."""
 
 from __future__ import annotations
 
 import codecs
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 from ..types import Document
@@ -11,6 +13,20 @@ from .clean import find_title
 
 _WESTERN = {"cp1252", "latin_1", "iso8859_15", "iso8859_1", "windows-1252"}
 _BINARY_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"%PDF", b"PK\x03\x04", b"\x7fELF")
+
+
+class TextReader:
+    """Plain text and Markdown (``kind`` tells which); saved web pages among them keep their chrome,
+    which clean.py tells from prose line by line."""
+
+    clean_boilerplate = True
+
+    def __init__(self, kind: str = "text") -> None:
+        self.kind = kind
+
+    def read(self, source: str, raw: bytes) -> tuple[Document | None, str]:
+        doc, reason = parse_seed_bytes(source, raw)
+        return (replace(doc, kind=self.kind) if doc is not None else None), reason
 
 
 def parse_seed_bytes(source: str, raw: bytes) -> tuple[Document | None, str]:

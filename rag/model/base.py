@@ -16,6 +16,9 @@ from ..checksum import sha256_file
 from .build import BUILD_INFO_FILE, DEFAULT_MODEL_ID, ensure_default_model
 
 PROMPTS = {"query": "query: ", "document": "passage: "}  # the e5 prefixes the default model uses
+# The encoder layer whose word-piece states the token match compares (rag/query/token_match.py says which
+# layers were measured); the ONNX export returns this layer's states beside the pooled vector.
+TOKEN_LAYER = 8
 
 
 @dataclass(frozen=True)

@@ -65,3 +65,6 @@ class FakeEmbedder:
     def embed_query_tokens(self, text: str, layer: int = 8) -> tuple[np.ndarray, TokenStates]:
         return self.embed_query(text), self.embed_tokens([text], query=True, layer=layer)[0]
 
+    def embed_documents_with_tokens(self, texts: Sequence[str], layer: int = 8) -> tuple[np.ndarray, list[TokenStates]]:
+        return self.embed_documents(texts), self.embed_tokens(texts, query=False, layer=layer)
+

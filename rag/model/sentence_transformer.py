@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
-from .base import TokenStates, resolve, unit_rows
+from .base import TOKEN_LAYER, TokenStates, resolve, unit_rows
 from .build import BUILD_INFO_FILE, DEFAULT_MODEL_ID
 
 
@@ -68,7 +68,7 @@ class SentenceTransformerEmbedder:
             )
         return np.ascontiguousarray(vec[0], dtype=np.float32)
 
-    def embed_tokens(self, texts: Sequence[str], query: bool = False, layer: int = 8) -> list[TokenStates]:
+    def embed_tokens(self, texts: Sequence[str], query: bool = False, layer: int = TOKEN_LAYER) -> list[TokenStates]:
         """Per text, the L2-normalised hidden states of its word pieces at encoder ``layer``, with
         the prompt prefix, the special tokens and pure punctuation left out (``token_match``)."""
         out: list[TokenStates] = []
@@ -76,7 +76,20 @@ class SentenceTransformerEmbedder:
             out.extend(self._token_forward(texts[start : start + self.batch_size], query, layer)[0])
         return out
 
-    def embed_query_tokens(self, text: str, layer: int = 8) -> tuple[np.ndarray, TokenStates]:
+    def embed_documents_with_tokens(
+        self, texts: Sequence[str], layer: int = TOKEN_LAYER
+    ) -> tuple[np.ndarray, list[TokenStates]]:
+        """``embed_documents(texts)`` and ``embed_tokens(texts, layer=layer)`` from one forward pass per batch."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32), []
+        vectors, states = [], []
+        for start in range(0, len(texts), self.batch_size):
+            batch_states, pooled = self._token_forward(texts[start : start + self.batch_size], False, layer)
+            states.extend(batch_states)
+            vectors.append(pooled)
+        return np.concatenate(vectors), states
+
+    def embed_query_tokens(self, text: str, layer: int = TOKEN_LAYER) -> tuple[np.ndarray, TokenStates]:
         """``embed_query(text)`` and ``embed_tokens([text], query=True, layer)[0]`` from one forward pass."""
         states, pooled = self._token_forward([text], True, layer)
         return pooled[0], states[0]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
-from ..types import Answer, Citation
+from ..types import Answer, AnswerSentence, Citation
 from .answer_type import quantity_asked
 from .retrieve import Scored, is_question
 
@@ -27,6 +28,32 @@ CONTINUATION_WINDOW = 0.05
 # kind asked, when it scores within this of the passage's best sentence (own set: the quantity check in
 # decide.py then wrongly declined 1 of 48 answerable questions at 0 and 0.03, none at 0.05).
 QUANTITY_QUOTE_WINDOW = 0.05
+# A why or how question is answered by the sentence that gives the reason or the method; the fact the
+# question is about often scores higher. Within this of the best sentence, the passage's best sentence
+# with a causal or method connective is quoted too (0: off). Measured on the tuning sets' 73 why/how
+# questions (answer's quotes hold the reason or method): 48 at 0, 51 at 0.02, 52 at 0.04-0.06, 53 at
+# 0.08-0.12; quoted right over all 334 answerable 235 -> 239 at 0.05, quotes 5% longer.
+REASON_WINDOW = 0.05
+_WHY_HOW = re.compile(
+    r"^\W*(why|how|pourquoi|comment)\b|\b(for what reason|in what way|by what means|de quelle (manière|façon)"
+    r"|par quel moyen|pour quelle raison|how come|what (made|makes|led|leads))\b",
+    re.IGNORECASE,
+)
+_REASON_OR_METHOD = re.compile(
+    r"\b(parce qu|car|puisqu|grâce à|grâce au|afin de|afin qu|pour que|pour (?:les |le |la )?\w+er\b|ainsi|"
+    r"c'est pourquoi|c’est pourquoi|en effet|du fait|à cause|faute de|en \w+ant\b|permet|permis|permettant|"
+    r"because|so that|in order to|by \w+ing\b|thanks to|therefore)",
+    re.IGNORECASE,
+)
+
+
+def asks_why_or_how(question: str) -> bool:
+    """Whether the question asks for a reason or a method (how much / how many ask for a quantity)."""
+    return bool(_WHY_HOW.search(question)) and not re.search(r"\bhow (many|much|long|old|often)\b", question, re.I)
+
+
+def states_reason_or_method(sentence: str) -> bool:
+    return bool(_REASON_OR_METHOD.search(sentence))
 
 
 def _folded(text: str) -> str:
@@ -106,6 +133,16 @@ def compose(
     if CONTINUATION_WINDOW and following is not None and following.score >= best.score - CONTINUATION_WINDOW:
         chosen.append(following)
         max_quotes += 1
+    if REASON_WINDOW and asks_why_or_how(question):
+        # the sentence that gives the reason or the method, when the passage has one close to the best
+        reason = max(
+            (s for s in sentences if s.rank == best.rank and s not in chosen and states_reason_or_method(s.text)
+             and s.score >= best.score - REASON_WINDOW),
+            key=lambda s: s.score, default=None,
+        )
+        if reason is not None:
+            chosen.append(reason)
+            max_quotes += 1
     # the next quotes: the best sentence of each next-ranked passage, when close enough (a second
     # passage corroborates or completes the first more often than a neighbour sentence does)
     for rank in range(1, passages):
@@ -120,6 +157,7 @@ def compose(
     chosen.sort(key=lambda s: (s.rank, s.start))
     citations: list[Citation] = []
     parts: list[str] = []
+    quoted: list[AnswerSentence] = []
     for s in chosen:
         hit = hits[s.rank]
         same = next((c for c in citations if c.start == hit.start and c.source == hit.source), None)
@@ -128,6 +166,7 @@ def compose(
             merged = replace(same, quote=hit.text[same.quote_start - hit.start : s.end], quote_end=hit.start + s.end)
             citations[citations.index(same)] = merged
             parts.append(f"{s.text} [{same.n}]")
+            quoted.append(AnswerSentence(s.text, (same.n,), same.n))
             continue
         n = len(citations) + 1
         citations.append(
@@ -137,4 +176,5 @@ def compose(
             )
         )
         parts.append(f"{s.text} [{n}]")
-    return Answer(question, " ".join(parts), True, citations, confidence, reason, nearest=[])
+        quoted.append(AnswerSentence(s.text, (n,), n))
+    return Answer(question, " ".join(parts), True, citations, confidence, reason, nearest=[], sentences=tuple(quoted))

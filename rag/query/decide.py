@@ -10,14 +10,19 @@ word piece, in the best passage). Last,
 an off-topic question is closer to some everyday sentence on another subject (``reference``)
 than to any passage: when the best passage does not beat that sentence by ``REFERENCE_GAP``,
 the shortfall counts against answering. A question asking for a quantity is declined when the
-sentences the answer would quote state none of the kind asked (a number, a share, a year)."""
+sentences the answer would quote state none of the kind asked (a number, a share, a year).
+
+The signals are combined by a model fitted on labelled questions (``confidence``): its output is the
+probability that the answer cites a passage that answers, and the decision declines below its threshold.
+``margin``, the hand-set combination of the signals used before the model, is one of its inputs."""
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
 import numpy as np
 
+from . import confidence
 from .answer_type import quantity_asked
 from .lexical import question_language
 from .retrieve import Scored
@@ -58,34 +63,66 @@ TOKEN_LEVEL = {"fr": 0.63, "en": 0.55, "unknown": 0.59}
 TOKEN_SUPPORT_WEIGHT = 0.5
 
 
-def decide(
+@dataclass(frozen=True)
+class Signals:
+    """What the decision weighs, for one question and its candidates."""
+
+    lang: str  # the question's language: fr, en or unknown
+    best: float  # the best sentence cosine among the candidates
+    peak: float  # how far it stands above the candidates' background (the mean sentence cosine)
+    lexical: float  # the best BM25 score of the top passages
+    token_match: float  # the best passage's token match (0: the embedder gives no token states)
+    reference_gap: float  # best minus the closest everyday sentence's cosine (0: not measured)
+    quantity_missing: bool  # the question asks for a quantity and no quoted sentence states that kind
+    top_gap: float  # the best passage's fused score minus the second's
+    margin: float  # the rule's margin (decline below 0)
+
+
+def signals(
     question: str, ranked: list[Scored], reference_best: float | None = None, quotes: list[str] | None = None
-) -> tuple[bool, float, str]:
-    """(found, confidence in [0, 1], reason) for the candidates of one question; ``reference_best``
-    is the question's best cosine to the everyday reference sentences, ``quotes`` the sentences the
-    answer would quote (None: not used)."""
-    if not ranked:
-        return False, 0.0, "the index returned no passage"
+) -> Signals:
+    """The decision's signals for one question's candidates (``ranked`` must not be empty)."""
     cosines = [c for s in ranked[:BACKGROUND_POOL] for c in (s.sentence_cosines or (s.chunk_cosine,))]
     best = max(max(s.sentence_cosines or (s.chunk_cosine,)) for s in ranked[:BEST_DEPTH])
     peak = best - float(np.mean(cosines))
     lang = question_language(question)
     lexical = max(s.lexical for s in ranked[:LEXICAL_DEPTH])
     margin = peak + LEVEL_WEIGHT * (best - LEVEL[lang]) + LEXICAL_SUPPORT[lang] * lexical - THRESHOLD[lang]
-    detail = f"best sentence {best:.3f}, {peak:.3f} above the background, BM25 {lexical:.2f}"
-    if ranked[0].token_match > 0:  # 0: the embedder gives no token states
-        margin += TOKEN_SUPPORT_WEIGHT * (ranked[0].token_match - TOKEN_LEVEL[lang])
-        detail += f", its words matched {ranked[0].token_match:.3f}"
+    token = ranked[0].token_match
+    if token > 0:
+        margin += TOKEN_SUPPORT_WEIGHT * (token - TOKEN_LEVEL[lang])
+    gap = 0.0 if reference_best is None else best - reference_best
     if reference_best is not None:
-        margin += REFERENCE_WEIGHT * min(0.0, best - reference_best - REFERENCE_GAP)
-        detail += f", closest sentence on another subject {reference_best:.3f}"
+        margin += REFERENCE_WEIGHT * min(0.0, gap - REFERENCE_GAP)
     asked = quantity_asked(question)
-    if quotes and QUANTITY_CHECK and asked and not asked.stated_by(" ".join(quotes)):
-        margin = min(margin, 0.0) - 0.02  # declined whatever the cosines, with a confidence below 0.12
-        detail += f", the question asks for a quantity ({asked}) and no quoted sentence states one"
-    detail += f", question language {lang}"
-    confidence = 1 / (1 + math.exp(-max(-50.0, min(50.0, margin / 0.01))))
-    if margin < 0:
-        return False, confidence, f"no passage stands out ({detail})"
-    return True, confidence, f"a passage stands out ({detail})"
+    missing = bool(quotes and QUANTITY_CHECK and asked and not asked.stated_by(" ".join(quotes)))
+    if missing:
+        margin = min(margin, 0.0) - 0.02
+    top_gap = ranked[0].fused - ranked[1].fused if len(ranked) > 1 else 1.0
+    return Signals(lang, best, peak, lexical, token, gap, missing, top_gap, margin)
 
+
+def decide(
+    question: str, ranked: list[Scored], reference_best: float | None = None, quotes: list[str] | None = None
+) -> tuple[bool, float, str]:
+    """(found, confidence, reason) for the candidates of one question; ``reference_best`` is the
+    question's best cosine to the everyday reference sentences, ``quotes`` the sentences the answer would
+    quote (None: not used). The confidence is the fitted probability that the answer cites a passage that
+    answers the question (``confidence``); below the model's threshold the question is declined, and a
+    question asking for a quantity that no quoted sentence states is declined whatever it says."""
+    if not ranked:
+        return False, 0.0, "the index returned no passage"
+    s = signals(question, ranked, reference_best, quotes)
+    fitted = confidence.model()
+    p = fitted.probability(s)
+    detail = f"best sentence {s.best:.3f}, {s.peak:.3f} above the background, BM25 {s.lexical:.2f}"
+    if s.token_match > 0:
+        detail += f", its words matched {s.token_match:.3f}"
+    if reference_best is not None:
+        detail += f", closest sentence on another subject {reference_best:.3f}"
+    if s.quantity_missing:
+        detail += f", the question asks for a quantity ({quantity_asked(question)}) and no quoted sentence states one"
+    detail += f", question language {s.lang}, confidence {p:.2f}"
+    if s.quantity_missing or p < fitted.threshold:
+        return False, p, f"no passage stands out ({detail})"
+    return True, p, f"a passage stands out ({detail})"

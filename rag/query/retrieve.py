@@ -163,7 +163,7 @@ def rank(
     if token_scorer is not None and out:
         # a fixed pool, whatever k is, so that search(k=1) and search(k=10) agree on the order
         pool = out[:RERANK_POOL]
-        matches = token_scorer([s.chunk.text for s in pool])
+        matches = token_scorer([s.chunk for s in pool])
         pool = [replace(s, token_match=float(m), fused=s.fused + TOKEN_WEIGHT * float(m)) for s, m in zip(pool, matches)]
         pool.sort(key=lambda s: -s.fused)
         # the rest keep their order below the pool: their fused scores lack the token term

@@ -13,8 +13,10 @@ words are matched (its stop words, "why", "the", "de", match some word of every 
 On the two sets never read (own6, own8: 72 answerable), recall@1 60 -> 64, recall@5 71 -> 72; on own9,
 written after these choices, 28 -> 33 of 36 (docs/quality.md).
 
-An embedder without ``embed_tokens``/``embed_query_tokens`` (the ONNX backends) ranks without it. Passage states are
-computed when first needed and kept, by text, in a bounded cache (float16: about 200 KB a chunk).
+An embedder without ``embed_tokens``/``embed_query_tokens`` ranks without it. Passage states are stored with
+the index when it is built (rag/store/tokens.py, up to ``Settings.token_states_max_chunks`` chunks), so a new
+process's first question costs no more than the next; otherwise they are computed when first needed and
+kept, by text, in a bounded cache (float16: about 180 KB a chunk).
 """
 
 from __future__ import annotations
@@ -26,16 +28,17 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..model.base import TokenStates
+from ..model.base import TOKEN_LAYER, TokenStates  # TOKEN_LAYER: 8 of 12, see the docstring
+from ..types import Chunk
 from .lexical import content_word_spans
 
-TOKEN_LAYER = 8  # of 12; see the module docstring for the layers measured
 TOKEN_WEIGHT = 1.0  # the MaxSim (0..1) is added at this weight to the fused score
 RERANK_POOL = 20  # how many of the best fused candidates are matched token by token
 CACHE_CHUNKS = 1024  # passages whose token states are kept
 CONTENT_WORDS_ONLY = True  # the question's stop words are left out of the match
 
-TokenScorer = Callable[[Sequence[str]], np.ndarray]  # passages -> MaxSim to one question
+TokenScorer = Callable[[Sequence[Chunk]], np.ndarray]  # chunks -> MaxSim to one question
+StoredStates = Callable[[list[int]], list[np.ndarray | None]]  # chunk ids -> stored float16 states or None
 
 
 def maxsim(question_tokens: np.ndarray, passage_tokens: np.ndarray) -> float:
@@ -89,31 +92,45 @@ class TokenMatcher:
             return [st.vectors.astype(np.float16) for st in self._embedder.embed_tokens(list(texts), query=False, layer=self._layer)]
         return found
 
-    def scorer(self, question: str, question_states: TokenStates) -> TokenScorer:
-        """Scores passages against this question, whose states came with its pooled vector."""
+    def scorer(self, question: str, question_states: TokenStates, stored: StoredStates | None = None) -> TokenScorer:
+        """Scores chunks against this question, whose states came with its pooled vector; ``stored`` gives
+        the states a build stored (by chunk id), the others are computed and cached."""
         q = question_pieces(question, question_states)
 
-        def score(passages: Sequence[str]) -> np.ndarray:
-            if not passages:
+        def score(chunks: Sequence[Chunk]) -> np.ndarray:
+            if not chunks:
                 return np.zeros(0, dtype=np.float32)
-            return np.array([maxsim(q, p.astype(np.float32)) for p in self._passage_states(passages)], dtype=np.float32)
+            found = stored([c.id for c in chunks]) if stored is not None else [None] * len(chunks)
+            missing = [c.text for c, f in zip(chunks, found) if f is None]
+            computed = iter(self._passage_states(missing) if missing else [])
+            states = [f if f is not None else next(computed) for f in found]
+            return _maxsims(q, states)
 
         return score
 
     def __call__(self, question: str, passages: Sequence[str]) -> np.ndarray:
         """MaxSim of each passage to ``question`` (its states computed here)."""
         states = self._embedder.embed_tokens([question], query=True, layer=self._layer)[0]
-        return self.scorer(question, states)(passages)
+        if not passages:
+            return np.zeros(0, dtype=np.float32)
+        return _maxsims(question_pieces(question, states), self._passage_states(passages))
 
 
-def embed_question(embedder, question: str) -> tuple[np.ndarray, TokenScorer | None]:
+def _maxsims(question_rows: np.ndarray, passages: Sequence[np.ndarray]) -> np.ndarray:
+    return np.array([maxsim(question_rows, p.astype(np.float32)) for p in passages], dtype=np.float32)
+
+
+def embed_question(
+    embedder, question: str, stored: StoredStates | None = None
+) -> tuple[np.ndarray, TokenScorer | None]:
     """The question's vector and, when the embedder exposes token states, its token scorer, from
-    one forward pass (a second pass would double the cost of a warm answer)."""
+    one forward pass (a second pass would double the cost of a warm answer); ``stored`` looks up the
+    states a build stored (``IndexReader.token_states``)."""
     matcher = matcher_for(embedder)
     if matcher is None:
         return embedder.embed_query(question), None
     vector, states = embedder.embed_query_tokens(question, layer=matcher._layer)
-    return vector, matcher.scorer(question, states)
+    return vector, matcher.scorer(question, states, stored)
 
 
 _matchers: dict[int, TokenMatcher] = {}

@@ -8,7 +8,9 @@ Layout of ``index_dir``::
         sentences.faiss  the same, one vector per sentence (id = chunk id * 1024 + position)
                        (from kinds.EXACT_MAX chunks on: vectors.faiss is an IVF-SQ8, beside float16
                        stores vectors.{f16,ids}.npy and sentences.{f16,ids}.npy; see kinds.py)
-        chunks.sqlite  one row per chunk: id, source, start, end, title, text, sentence spans
+        chunks.sqlite  one row per chunk: id, source, start, end, title, text, sentence spans; and one row
+                       per document: its extracted text (every offset points into it), kind, title, URL,
+                       author, date, PDF page starts (documents.py)
         manifest.json  written last; lists every file's sha256, and its own
     .lock              held while a build runs (an flock: the kernel frees it if the build dies)
     .tmp-*/ .trash-*/  a build being written / an old build being deleted (swept by the next build)
@@ -19,7 +21,7 @@ A reader checks the manifest's own checksum, every data file's sha256 and the FA
 before any parser touches a byte, then cross-checks the three stores id by id.
 
 Modules: ``manifest`` (what a build holds; the live build), ``reader`` (loading and searching a
-build), ``writer`` (making a build live, collecting old ones), ``kinds`` (the FAISS index kind by
+build), ``writer`` (making a build live, collecting old ones), ``documents`` (the documents table), ``kinds`` (the FAISS index kind by
 corpus size), ``vectors`` (a build's vector files), ``fp16`` (the float16 side store of the
 approximate kind), ``checks`` (file layouts refused before parsing)."""
 

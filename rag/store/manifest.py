@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import REBUILD_HINT, IndexCorruptError, IndexMismatchError
-from . import kinds
+from . import kinds, tokens
 from .vectors import SENTENCE_VECTORS, VECTORS, vector_files
 
 SCHEMA_VERSION = 3  # an approximate (IVF) index: the manifest's "index" says which, and its files
@@ -30,6 +30,7 @@ class SeedEntry:
     title: str = ""
     encoding: str = "utf-8"
     chars: int = 0
+    kind: str = "text"  # the reader that read it (rag/documents/formats.py)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class Manifest:
     library_versions: dict[str, str] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     index: dict = field(default_factory=dict)  # kinds.spec_to_manifest: empty for the exact kind
+    # the passages' stored word-piece states (rag/store/tokens.py): {"layer", "dim", "rows"}, or empty
+    # when the build holds none (the token match then computes them when asked)
+    token_states: dict = field(default_factory=dict)
     # sha256 of the manifest's own content (every other field): a damaged or hand-edited manifest
     # is refused instead of steering the reader or the next incremental build. Empty only in
     # manifests written before it existed.
@@ -62,6 +66,8 @@ class Manifest:
         data = asdict(self)
         if not data["index"]:  # the exact kind's manifest is the schema 2 one, unchanged
             del data["index"]
+        if not data["token_states"]:  # a build without stored states writes the manifest it always wrote
+            del data["token_states"]
         data["checksum"] = _content_digest(data)
         return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True)
 
@@ -96,8 +102,15 @@ class Manifest:
         _expect(isinstance(self.index, dict), "index")
         spec = self.spec  # ValueError when it is not a kind a build writes
         _expect((self.schema_version == FLAT_SCHEMA_VERSION) == (spec.kind == "flat"), "schema_version")
+        states = self.token_states
         _expect(
-            isinstance(self.files, dict) and all(_is_sha256(self.files.get(n)) for n in data_files(spec.kind)),
+            isinstance(states, dict) and (not states or (
+                set(states) == {"layer", "dim", "rows"} and all(_is_int(v) and v >= 0 for v in states.values())
+            )),
+            "token_states",
+        )
+        _expect(
+            isinstance(self.files, dict) and all(_is_sha256(self.files.get(n)) for n in self.data_files()),
             "files",
         )
         seen: set[int] = set()
@@ -105,6 +118,7 @@ class Manifest:
             _expect(source and "\x00" not in source, "a seed name")
             _expect(_is_sha256(entry.sha256), f"the sha256 of {source!r}")
             _expect(isinstance(entry.title, str) and isinstance(entry.encoding, str), f"the title of {source!r}")
+            _expect(isinstance(entry.kind, str) and entry.kind, f"the kind of {source!r}")
             _expect(_is_int(entry.chars) and entry.chars >= 0, f"the size of {source!r}")
             ids = entry.chunk_ids
             _expect(
@@ -117,10 +131,14 @@ class Manifest:
     def chunk_sources(self) -> dict[int, str]:
         return {i: source for source, e in self.seeds.items() for i in e.chunk_ids}
 
+    def data_files(self) -> tuple[str, ...]:
+        """Every file of this build but the manifest."""
+        return data_files(self.spec.kind, token_states=bool(self.token_states))
 
-def data_files(kind: str) -> tuple[str, ...]:
+
+def data_files(kind: str, token_states: bool = False) -> tuple[str, ...]:
     """The data files (every file but the manifest) of a build whose vectors are of this kind."""
-    return (*vector_files(kind), CHUNKS_DB)
+    return (*vector_files(kind), CHUNKS_DB, *(tokens.FILES if token_states else ()))
 
 
 def _content_digest(data: dict) -> str:

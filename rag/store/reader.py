@@ -6,24 +6,38 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import tokenize
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from ..checksum import sha256_file
-from ..errors import REBUILD_HINT, IndexCorruptError, IndexNotFoundError
+from ..errors import REBUILD_HINT, DocumentNotFoundError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from ..types import Chunk
 from . import kinds
 from .checks import LayoutError, check_ivf_file, check_vector_file
-from .manifest import CHUNKS_DB, SENTENCE_STRIDE, Manifest, current_version, data_files, read_manifest
+from .documents import DocumentInfo, has_documents, load_infos, load_text
+from .manifest import CHUNKS_DB, SENTENCE_STRIDE, Manifest, current_version, read_manifest
+from .tokens import TokenLayoutError, TokenStore
 from .vectors import SENTENCE_VECTORS, VECTORS, LoadedVectors
+
+# the chunker version from which a build stores its documents' texts (rag/documents/chunk.py)
+DOCUMENTS_SINCE = 3
 
 
 class IndexReader:
     """One loaded, immutable build. Safe to share between threads."""
 
-    def __init__(self, version_dir: Path, manifest: Manifest, vectors: LoadedVectors, db: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        version_dir: Path,
+        manifest: Manifest,
+        vectors: LoadedVectors,
+        db: sqlite3.Connection,
+        documents: dict[str, DocumentInfo] | None = None,
+        token_store: TokenStore | None = None,
+    ) -> None:
         self.version_dir = version_dir
         self.version = version_dir.name
         self.manifest = manifest
@@ -33,6 +47,9 @@ class IndexReader:
         self._exact = vectors.spec.kind == "flat"
         self._db = db
         self._db_lock = threading.Lock()
+        self._tokens = token_store
+        # None for a build written before the documents' texts were stored (rag index rebuilds it)
+        self.documents = documents
 
     @classmethod
     def open(cls, index_dir: Path) -> IndexReader:
@@ -51,7 +68,7 @@ class IndexReader:
         manifest = read_manifest(version_dir)
         spec = manifest.spec
         try:
-            for name in data_files(spec.kind):
+            for name in manifest.data_files():
                 path = version_dir / name
                 if not path.is_file():
                     raise IndexCorruptError(f"the index file {path} is missing; {REBUILD_HINT}")
@@ -74,14 +91,24 @@ class IndexReader:
             raise IndexCorruptError(
                 f"the vector files in {version_dir} do not have the layout a build writes ({exc}); {REBUILD_HINT}"
             ) from exc
-        except (RuntimeError, MemoryError, OSError, ValueError, EOFError) as exc:  # ValueError: a bad .npy header
+        # ValueError, SyntaxError, tokenize.TokenError: what numpy's parser of a .npy header raises when it is damaged
+        except (RuntimeError, MemoryError, OSError, ValueError, EOFError, SyntaxError, tokenize.TokenError) as exc:
             raise IndexCorruptError(f"cannot read the vectors in {version_dir}: {exc}; {REBUILD_HINT}") from exc
+        token_store = None
+        if manifest.token_states:
+            try:
+                token_store = TokenStore(version_dir, manifest.dim)
+            except TokenLayoutError as exc:
+                raise IndexCorruptError(
+                    f"the token-state files in {version_dir} do not have the layout a build writes ({exc}); {REBUILD_HINT}"
+                ) from exc
         db = None
         try:
             uri = f"file:{(version_dir / CHUNKS_DB).as_posix()}?mode=ro&immutable=1"
             db = sqlite3.connect(uri, uri=True, check_same_thread=False)
             rows = db.execute("SELECT id, source, json_array_length(sentences) FROM chunks ORDER BY id").fetchall()
-            _check_consistent(version_dir, manifest, vectors, rows)
+            _check_consistent(version_dir, manifest, vectors, rows, token_store)
+            documents = _documents(version_dir, manifest, db)
         except sqlite3.Error as exc:
             if db is not None:
                 db.close()
@@ -90,7 +117,7 @@ class IndexReader:
             if db is not None:
                 db.close()
             raise
-        return cls(version_dir, manifest, vectors, db)
+        return cls(version_dir, manifest, vectors, db, documents, token_store)
 
     @property
     def ntotal(self) -> int:
@@ -166,6 +193,27 @@ class IndexReader:
         for r in rows:
             yield _chunk(r)
 
+    def document_info(self, source: str) -> DocumentInfo | None:
+        return self.documents.get(source) if self.documents is not None else None
+
+    def document_text(self, source: str) -> str:
+        """The text every offset of ``source``'s chunks points into."""
+        if self.documents is None:
+            raise IndexMismatchError(
+                f"the index at {self.version_dir} was built by an older version that did not keep the documents' "
+                "text; run `rag index` to rebuild it"
+            )
+        if source not in self.documents:
+            raise DocumentNotFoundError(f"the index at {self.version_dir} holds no document named {source!r}")
+        with self._db_lock:
+            try:
+                text = load_text(self._db, source)
+            except sqlite3.Error as exc:
+                raise IndexCorruptError(f"cannot read documents from {self.version_dir}: {exc}; {REBUILD_HINT}") from exc
+        if text is None:
+            raise IndexCorruptError(f"the text of {source!r} is missing from {self.version_dir}; {REBUILD_HINT}")
+        return text
+
     def raw_vectors(self):
         return self._vectors
 
@@ -175,6 +223,23 @@ class IndexReader:
 
     def loaded_vectors(self) -> LoadedVectors:
         return self._vec
+
+    @property
+    def token_layer(self) -> int | None:
+        """The encoder layer of the stored word-piece states; None when the build stores none."""
+        return self.manifest.token_states.get("layer") if self._tokens is not None else None
+
+    def token_states(self, chunk_ids: list[int]) -> list[np.ndarray | None]:
+        """The stored float16 word-piece states of each chunk (None where the build stores none)."""
+        if self._tokens is None:
+            return [None] * len(chunk_ids)
+        try:
+            return self._tokens.get(chunk_ids)
+        except OSError as exc:
+            raise IndexCorruptError(f"cannot read token states from {self.version_dir}: {exc}; {REBUILD_HINT}") from exc
+
+    def token_store(self) -> TokenStore | None:
+        return self._tokens
 
     def close(self) -> None:
         with self._db_lock:
@@ -193,8 +258,28 @@ def sentence_ids(chunk: Chunk) -> list[int]:
     return [chunk.id * SENTENCE_STRIDE + j for j in range(len(chunk.sentences))]
 
 
+def _documents(version_dir: Path, manifest: Manifest, db: sqlite3.Connection) -> dict[str, DocumentInfo] | None:
+    """The documents table's infos (None in a build older than it), checked against the manifest."""
+    if not has_documents(db):
+        version = manifest.chunker.get("chunker_version", 0)
+        if not isinstance(version, int) or version >= DOCUMENTS_SINCE:
+            raise IndexCorruptError(f"the index at {version_dir} has no documents table; {REBUILD_HINT}")
+        return None
+    try:
+        infos = load_infos(db)
+    except ValueError as exc:
+        raise IndexCorruptError(f"the documents table in {version_dir} is damaged ({exc}); {REBUILD_HINT}") from exc
+    if set(infos) != set(manifest.seeds):
+        raise IndexCorruptError(
+            f"the index at {version_dir} is inconsistent: the documents table and the manifest list different "
+            f"documents; {REBUILD_HINT}"
+        )
+    return infos
 
-def _check_consistent(version_dir: Path, manifest: Manifest, vectors: LoadedVectors, rows: list) -> None:
+
+def _check_consistent(
+    version_dir: Path, manifest: Manifest, vectors: LoadedVectors, rows: list, token_store: TokenStore | None = None
+) -> None:
     """The manifest, the chunk table and the vector files describe exactly the same chunks."""
 
     def fail(detail: str):
@@ -223,3 +308,8 @@ def _check_consistent(version_dir: Path, manifest: Manifest, vectors: LoadedVect
     if not np.array_equal(sent, expected):
         fail("the sentence vectors do not match the chunks' sentences")
 
+    if token_store is not None:
+        if not np.array_equal(token_store.chunk_ids, row_ids):
+            fail("the stored token states and the chunk table hold different chunks")
+        if int(manifest.token_states.get("rows", -1)) != token_store.rows:
+            fail("the token-state file holds another number of rows than the manifest says")

@@ -10,13 +10,17 @@ import secrets
 import shutil
 import sqlite3
 import time
-from dataclasses import asdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import numpy as np
 
 from ..checksum import sha256_file
 from ..errors import IndexCorruptError
-from ..types import Chunk
-from . import kinds
+from ..types import Chunk, Document
+from . import kinds, tokens
+from .documents import write_documents
 from .manifest import (
     CHUNKS_DB,
     CURRENT,
@@ -30,6 +34,15 @@ from .manifest import (
 from .vectors import VectorSet
 
 
+@dataclass(frozen=True)
+class TokenStates:
+    """What a build stores of the passages' word-piece states: the encoder layer, and ``(chunk id,
+    states)`` pairs in increasing chunk id order (an iterable, consumed once)."""
+
+    layer: int
+    items: Iterable[tuple[int, np.ndarray]]
+
+
 def write_version(
     index_dir: Path,
     manifest: Manifest,
@@ -38,12 +51,18 @@ def write_version(
     remove_ids: list[int],
     add_chunks: list[Chunk],
     crash_hook=None,
+    *,
+    token_states: TokenStates | None = None,
+    remove_sources: Iterable[str] = (),
+    add_documents: Iterable[Document] = (),
 ) -> Path:
     """Write a complete new build beside the live one and make it live. Returns its folder.
 
     ``base_db`` is the previous build's chunk table, copied then edited, so unchanged
-    chunks are never re-read or re-written one by one. ``vectors`` chooses the index kind for the
-    new chunk count (kinds.choose) and writes its files; the manifest records it."""
+    chunks are never re-read or re-written one by one; its documents table (the extracted texts) loses
+    ``remove_sources`` and gains ``add_documents`` the same way. ``vectors`` chooses the index kind for the
+    new chunk count (kinds.choose) and writes its files; the manifest records it. ``token_states``, when
+    given, are the passages' word-piece states to store (rag/store/tokens.py)."""
     index_dir.mkdir(parents=True, exist_ok=True)
     tmp = index_dir / f".tmp-{secrets.token_hex(6)}"
     tmp.mkdir()
@@ -65,20 +84,26 @@ def write_version(
                 "INSERT INTO chunks (id, source, start, end, title, text, sentences) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(c.id, c.source, c.start, c.end, c.title, c.text, json.dumps(c.sentences)) for c in add_chunks],
             )
+            remove_sources = list(remove_sources)
+            write_documents(db, remove_sources, add_documents)
             db.commit()
-            if remove_ids:
+            if remove_ids or remove_sources:
                 db.execute("VACUUM")  # deleted rows would otherwise keep their space
         finally:
             db.close()
         _hook(crash_hook, "chunks-written")
         spec = vectors.write(tmp)
         _hook(crash_hook, "vectors-written")
-        names = data_files(spec.kind)
+        stored = {}
+        if token_states is not None:
+            rows = tokens.save(tmp, manifest.dim, token_states.items)
+            stored = {"layer": token_states.layer, "dim": manifest.dim, "rows": rows}
+        names = data_files(spec.kind, token_states=bool(stored))
         files = {name: sha256_file(tmp / name) for name in names}
         schema = FLAT_SCHEMA_VERSION if spec.kind == "flat" else SCHEMA_VERSION
         final = Manifest(**{
             **asdict(manifest), "seeds": manifest.seeds, "files": files,
-            "index": kinds.spec_to_manifest(spec), "schema_version": schema,
+            "index": kinds.spec_to_manifest(spec), "schema_version": schema, "token_states": stored,
         })
         _write_synced(tmp / MANIFEST, final.to_json())
         _hook(crash_hook, "manifest-written")
