@@ -3,6 +3,7 @@
     .venv/bin/python -m bench            # every section, ~15 min on 2 cores (results: docs/benchmarks.md)
     .venv/bin/python -m bench --quick    # fewer repeats, smaller scale runs
     .venv/bin/python -m bench --only pipeline,load
+    .venv/bin/python -m bench --only concurrent   # answers under 20 /chat clients during a rebuild (issue 20)
 
 Each section runs in its own process (bench/sections.py); each figure is a median over repeated
 runs, and each comparison a ratio measured in the same run, the two sides alternating. The raw
@@ -22,7 +23,7 @@ from pathlib import Path
 from .common import CACHE, PY, REPO, child_env, cpu_model, load_average, median
 from .common import run_section as _run
 
-SECTIONS = ("pipeline", "load", "serve", "addone", "fastembed", "ann", "sqlite", "milvus")
+SECTIONS = ("pipeline", "load", "serve", "addone", "fastembed", "ann", "sqlite", "milvus", "concurrent")
 
 
 def _yes(ok: bool | None) -> str:
@@ -159,6 +160,29 @@ def table(r: dict) -> list[tuple[str, ...]]:
                 f"same hits as FAISS on {w['same_hits']} of {w['questions']} questions",
                 "/".join(f"{p50[k] / p50['faiss']:.1f}x" for k in p50), "", "",
             ))
+    sv = r.get("concurrent")
+    if sv:
+        for way, w in sv["ways"].items():
+            rows.append((
+                f"/chat p95 under {sv['clients']} clients during a full rebuild ({sv['chunks']} chunks), indexing {way} "
+                f"(n={w['baseline_n']}/{w['during_n']})",
+                f"{w['during_p95_s']:.2f} s during (p50 {w['during_p50_s']:.2f} s, max {w['during_max_s']:.1f} s)",
+                f"{w['baseline_p95_s']:.2f} s without indexing (p50 {w['baseline_p50_s']:.2f} s); rebuild took "
+                f"{w['rebuild_s']:.0f} s{'' if w['rebuild_done_in_window'] else ' (past the window)'}; RSS: server "
+                f"peak {w.get('server_peak_rss_mib', 0):.0f} MiB, indexing process {w.get('indexing_child_rss_mib', 0):.0f} MiB",
+                f"{w['p95_ratio']:.2f}x", "<= 2x (issue 20)", _yes(w["p95_ratio"] <= 2.0),
+            ))
+    up = sv.get("uploads") if sv else None
+    if up:
+        per_mb = [u["cpu_s"] / (u["bytes"] / 1e6) for u in up["prose"]]
+        rows.append((
+            "upload of prose indexed in the server's process (" + ", ".join(
+                f"{u['bytes'] // 1000} KB {u['s']:.0f} s / {u['cpu_s']:.0f} CPU s" for u in up["prose"]) + ")",
+            f"{median(per_mb):.0f} CPU s per MB (from {min(per_mb):.0f} to {max(per_mb):.0f})",
+            f"2 MB of one repeated word: {'refused' if up['repeated_refused'] else 'ACCEPTED'} in {up['repeated_s']:.0f} s",
+            f"{max(per_mb) / min(per_mb):.2f}x", "CPU time proportional to size (<= 1.5x)",
+            _yes(max(per_mb) / min(per_mb) <= 1.5),
+        ))
     peaks = [f"{k} {v['_peak_rss_mb']:.0f}" for k, v in r.items()
              if isinstance(v, dict) and "_peak_rss_mb" in v and k != "addone"]
     if a and a.get("rss_mb"):
@@ -206,10 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     workdir = CACHE / f"work-{os.getpid()}"
     started = time.perf_counter()
     try:
-        def step(name: str, *extra: str) -> None:
+        def step(name: str, *extra: str, module: str = "") -> None:
             t = time.perf_counter()
             print(f"[bench] {name} ... (load average {load_average()})", file=sys.stderr, flush=True)
-            results[name] = _run(name, *extra)
+            results[name] = _run(name, *extra, module=module)
             print(f"[bench] {name} done in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
 
         if "pipeline" in only or "load" in only or "serve" in only:
@@ -245,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             step("sqlite", "--rows", "100000" if q else "1000000")
         if "milvus" in only:  # FAISS, Milvus Lite and the Milvus server at the same size (~15 min at 100k)
             step("milvus", "--rows", "20000" if q else "100000")
+        if "concurrent" in only:
+            step("concurrent", *(["--quick"] if q else []), module="bench.serving")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["_meta"]["seconds"] = time.perf_counter() - started

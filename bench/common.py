@@ -61,11 +61,13 @@ def child_env(**extra) -> dict:
     return env
 
 
-def run_section(name: str, *args: str, timeout: float = 3600) -> dict:
-    """Run ``python -m bench.sections NAME ARGS`` in a fresh process; its JSON result, plus its peak RSS."""
+def run_section(name: str, *args: str, timeout: float = 3600, module: str = "") -> dict:
+    """Run ``python -m bench.sections NAME ARGS`` (or ``python -m MODULE ARGS``) in a fresh process; its JSON
+    result, plus its peak RSS."""
     out_file = CACHE / f".section-{name}-{os.getpid()}.json"
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [PY, "-m", "bench.sections", name, "--out", str(out_file), *args]
+    cmd = [PY, "-m", module, "--out", str(out_file), *args] if module else [PY, "-m", "bench.sections", name,
+                                                                            "--out", str(out_file), *args]
     started = time.perf_counter()
     p = subprocess.Popen(cmd, env=child_env(), cwd=REPO)
     _, status, usage = os.wait4(p.pid, 0)

@@ -135,8 +135,10 @@ def section_pipeline(repeats: int, keep: Path | None) -> dict:
         print(f"  build {out['build_s'][-1]:.1f} s, raw encode {out['raw_s'][-1]:.1f} s", file=sys.stderr, flush=True)
     # the same texts in the indexer's groups of 256, for the breakdown of the overhead
     t = time.perf_counter()
-    for i in range(0, len(texts), indexer.EMBED_GROUP):
-        raw_encode(emb, texts[i : i + indexer.EMBED_GROUP])
+    from rag.model.passages import EMBED_GROUP
+
+    for i in range(0, len(texts), EMBED_GROUP):
+        raw_encode(emb, texts[i : i + EMBED_GROUP])
     out["raw_grouped_s"].append(time.perf_counter() - t)
     ratios = [b / r for b, r in zip(out["build_s"], out["raw_s"])]
     out["overhead"] = median(ratios) - 1

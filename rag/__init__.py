@@ -30,9 +30,11 @@ from .errors import (
     RagError,
     StoreAuthError,
     StoreUnreachableError,
+    public_message,
 )
+from .seeds import list_trash, remove_document, restore_document
 from .settings import Settings
-from .types import Answer, AnswerSentence, Chunk, Citation, Hit, IndexReport, IndexStatus
+from .types import Answer, AnswerSentence, Chunk, Citation, Hit, IndexReport, IndexStatus, TrashedSeed
 
 __all__ = [
     "MAX_UPLOAD_BYTES",
@@ -60,6 +62,7 @@ __all__ = [
     "Settings",
     "StoreAuthError",
     "StoreUnreachableError",
+    "TrashedSeed",
     "add_document",
     "add_url",
     "answer",
@@ -68,6 +71,10 @@ __all__ = [
     "document_text",
     "get_embedder",
     "index_status",
+    "list_trash",
     "register_embedder",
+    "remove_document",
+    "restore_document",
+    "public_message",
     "search",
 ]

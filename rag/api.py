@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from . import indexer
+from . import background, indexer, trash
 from .errors import ConfigError, IndexNotFoundError
 from .llm import LLMClient, OpenAICompatibleClient
 from .model import registry
@@ -20,11 +20,11 @@ from .query import compose, reference
 from .query import generate as writer
 from .query.decide import BACKGROUND_POOL, decide
 from .query.place import place_answer, place_hits
-from .query.retrieve import clamp_k, fit_to_model, rank, validate_question
+from .query.retrieve import clamp_k, fit_to_model, rank, validate_question, without_lone_surrogates
 from .query.token_match import embed_question
 from .settings import Settings
 from .store import check_compatible
-from .store.backend import StoreReader, open_store
+from .store.backend import StoreReader, one_process_at_a_time, open_store
 from .types import Answer, Hit, IndexReport, IndexStatus
 
 log = logging.getLogger("rag")
@@ -49,6 +49,8 @@ def register_embedder(embedder: Embedder) -> None:
 
 def _settings(seeds_dir=None, index_dir=None, model=None, settings: Settings | None = None) -> Settings:
     if settings is not None:
+        if not isinstance(settings, Settings):
+            raise ConfigError(f"settings must be a rag.Settings, not {type(settings).__name__}")
         return settings.with_(seeds_dir=seeds_dir, index_dir=index_dir, model=model)
     return Settings.from_env(seeds_dir=seeds_dir, index_dir=index_dir, model=model)
 
@@ -63,14 +65,23 @@ def build_index(
     show_progress: bool = False,
     settings: Settings | None = None,
     ray_address: str | None = None,
+    separate_process: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> IndexReport:
-    """Index the seeds folder: embed added and changed seeds, drop removed ones. ``ray_address``:
-    embed on that Ray cluster (the optional ``ray`` extra)."""
+    """Index the seeds folder: embed added and changed seeds, drop removed ones. ``ray_address``: embed on
+    that Ray cluster (the optional ``ray`` extra). With ``separate_process`` the work runs in a low-priority
+    child process, so that answers in this one keep their speed (not on a Milvus Lite file, which one process
+    at a time may open: there the work runs in this process)."""
     s = _settings(seeds_dir, index_dir, model, settings)
     indexer.check_seeds_dir(s)  # before the model loads: a typo should fail fast
-    report = indexer.build_index(s, get_embedder(s.model), full=full, wait=wait, show_progress=show_progress,
-                                 ray_address=ray_address)
-    return report
+    if separate_process and not one_process_at_a_time(s):
+        report = background.build_index(s, full=full, wait=wait, on_progress=on_progress, ray_address=ray_address)
+        open_store(s).built_by_us()
+        return report
+    return indexer.build_index(
+        s, get_embedder(s.model), full=full, wait=wait, show_progress=show_progress, on_progress=on_progress,
+        ray_address=ray_address,
+    )
 
 
 def _reader(s: Settings, embedder: Embedder) -> StoreReader:
@@ -147,6 +158,7 @@ def answer_stream(
 
 def _answer_events(question, k, s: Settings, generate, llm, stream: bool) -> Iterator[str | Answer]:
     text, embedder, reader, k = _prepare(question, k, s)
+    question = without_lone_surrogates(question)  # the question as asked, but always printable
     query_vec, token_scorer = embed_question(embedder, text, _stored_states(reader))
     ranked = rank(reader, text, query_vec, max(k, BACKGROUND_POOL), token_scorer)
     # the answer is drafted first so that the decision can check what it would quote
@@ -240,11 +252,16 @@ def add_document(
     max_bytes: int = MAX_UPLOAD_BYTES,
     url: str = "",
     settings: Settings | None = None,
+    separate_process: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[str, IndexReport]:
     """Save a document (.txt, .md, .html, .pdf, .docx) into the seeds folder and index it.
 
-    Checks name, type, size and content before anything is written; ``url`` records where it was found
-    (a link file beside it). Returns (source, report); the source may be a shortened name."""
+    Checks name, type, size, content and what it would cost to index before anything is written; ``url``
+    records where it was found (a link file beside it); a document it replaces goes to the trash
+    (``restore_document``). With ``separate_process`` the checks that need the model and the indexing run
+    in a low-priority child process (``rag.background``). Returns (source, report); the source may be a
+    shortened name."""
     import os
 
     from .documents import links, names
@@ -253,6 +270,8 @@ def add_document(
 
     s = _settings(seeds_dir, index_dir, None, settings)
     name = names.upload_name(filename, s.extensions)
+    if name != without_lone_surrogates(name):  # no file system takes a lone surrogate
+        raise InvalidDocumentError(f"“{without_lone_surrogates(name)}” cannot be a file name; rename the file")
     if not isinstance(content, (bytes, bytearray)):
         raise InvalidDocumentError("the document content must be bytes")
     if len(content) > max_bytes:
@@ -261,10 +280,20 @@ def add_document(
     doc, reason = read_document(name, bytes(content), url=url)
     if doc is None:
         raise InvalidDocumentError(f"{name} cannot be indexed: {reason}")
-    s.seeds_dir.mkdir(parents=True, exist_ok=True)
     target = s.seeds_dir / name
     if target.exists() and not overwrite:
         raise InvalidDocumentError(f"a document named {name} already exists in the seeds folder")
+    try:
+        s.seeds_dir.mkdir(parents=True, exist_ok=True)  # an upload may start the collection
+    except OSError as exc:
+        raise ConfigError(f"the seeds folder {s.seeds_dir} cannot be made: {exc.strerror or exc}") from None
+    if separate_process and not one_process_at_a_time(s):
+        added = background.add_document(name, bytes(content), s, overwrite=overwrite, url=url, on_progress=on_progress)
+        open_store(s).built_by_us()
+        return added
+    indexer.check_document_cost(doc, len(content), s, get_embedder(s.model))
+    if target.exists():
+        trash.move_to_trash(s, name, copy=True)  # the seed stays in place until the new one replaces it
     tmp = s.seeds_dir / f".upload-{os.getpid()}-{threading.get_ident()}.tmp"
     try:
         # the link first: the document never stands without the address it came from
@@ -278,8 +307,7 @@ def add_document(
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise InvalidDocumentError(f"{name} cannot be saved in {s.seeds_dir}: {exc.strerror or exc}") from None
-    report = build_index(settings=s)
-    return name, report
+    return name, build_index(settings=s, on_progress=on_progress)
 
 
 def add_url(
@@ -291,9 +319,12 @@ def add_url(
     max_bytes: int | None = None,
     timeout: float = 20.0,
     settings: Settings | None = None,
+    separate_process: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[str, IndexReport]:
     """Fetch a page, PDF, Word or text document by its http(s) link, save it into the seeds folder under
-    a readable name with its link recorded, and index it. The same link added again replaces its file.
+    a readable name with its link recorded, and index it (``separate_process``: as ``add_document``). The
+    same link added again replaces its file (the previous one goes to the trash).
 
     ``allow_private=False`` (the chat page's default) refuses hosts on this machine or its private network."""
     from .documents import fetch, names
@@ -311,7 +342,8 @@ def add_url(
         raise InvalidDocumentError(f"the document at {got.url} cannot be indexed: {reason}")
     title = "" if doc.title == placeholder else doc.title  # a reader falls back to the file name for a title
     name, replaces = names.link_name(title, got.url, EXTENSION_OF_KIND[kind], s.seeds_dir, hint=got.name_hint)
-    return add_document(name, got.body, overwrite=replaces, max_bytes=limit, url=got.url, settings=s)
+    return add_document(name, got.body, overwrite=replaces, max_bytes=limit, url=got.url, settings=s,
+                        separate_process=separate_process, on_progress=on_progress)
 
 
 def document_text(source: str, *, seeds_dir=None, index_dir=None, settings: Settings | None = None) -> str:

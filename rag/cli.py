@@ -11,6 +11,8 @@ from dataclasses import asdict
 from .errors import RagError
 from .settings import Settings
 
+TOKEN_ENV = "RAG_SERVE_TOKEN"
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rag", description="Ask questions about a folder of articles, with cited passages.")
@@ -57,15 +59,24 @@ def _parser() -> argparse.ArgumentParser:
     paths(sp)
     sp.add_argument("--json", action="store_true")
 
+    sp = sub.add_parser("remove", help="move a document to the trash and update the index")
+    sp.add_argument("name", help="the document's name in the seeds folder")
+    paths(sp)
+
+    sp = sub.add_parser("restore", help="bring back a replaced or removed document (without NAME: list the trash)")
+    sp.add_argument("name", nargs="?", help="the document's name in the seeds folder")
+    paths(sp)
+
     sp = sub.add_parser("serve", help="start the chat UI in the browser")
     paths(sp)
-    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--host", default="127.0.0.1", help="beyond 127.0.0.1, writes need a token (or --read-only)")
     sp.add_argument("--port", type=int, default=7860)
     sp.add_argument("--read-only", action="store_true", help="no upload and no rebuild from the page")
     sp.add_argument(
         "--allow-private-urls", action="store_true",
         help="let visitors add links to this machine or its private network (refused by default)",
     )
+    sp.add_argument("--token", help=f"write token for upload and rebuild (better: {TOKEN_ENV}, unseen by ps)")
     return p
 
 
@@ -187,6 +198,7 @@ def _status(args, settings: Settings) -> int:
 
 def _serve(args, settings: Settings) -> int:
     import contextlib
+    import os
     import threading
 
     from .api import get_embedder
@@ -197,9 +209,36 @@ def _serve(args, settings: Settings) -> int:
 
     # the model loads while the web framework is imported (two cores; ~1 s of the time to the first answer)
     threading.Thread(target=load_model, name="rag-model-load", daemon=True).start()
-    from ui.app import serve
+    from ui.server import serve
 
-    serve(settings, host=args.host, port=args.port, read_only=args.read_only, allow_private_urls=args.allow_private_urls)
+    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
+    serve(settings, host=args.host, port=args.port, read_only=args.read_only,
+          allow_private_urls=args.allow_private_urls, write_token=token)
+    return 0
+
+
+def _remove(args, settings: Settings) -> int:
+    from .seeds import remove_document
+
+    entry, report = remove_document(args.name, settings=settings)
+    print(f"Moved {entry.source} to the trash ({entry.folder}); {report.total_chunks} chunks left in the index. "
+          f"`rag restore {entry.source}` brings it back within {settings.trash_days} days.")
+    return 0
+
+
+def _restore(args, settings: Settings) -> int:
+    from .seeds import list_trash, restore_document
+
+    if args.name is None:
+        entries = list_trash(settings=settings)
+        if not entries:
+            print(f"The trash of {settings.index_dir} is empty.")
+        for e in entries:
+            print(f"{e.trashed_at}  {e.bytes:>10,} bytes  {e.source}")
+        return 0
+    entry, report = restore_document(args.name, settings=settings)
+    print(f"Restored {entry.source} as it was on {entry.trashed_at}; {report.added + report.changed} document(s) "
+          f"re-indexed, {report.total_chunks} chunks in the index.")
     return 0
 
 
@@ -219,7 +258,10 @@ def _eval(args, settings: Settings) -> int:
     return 0
 
 
-COMMANDS = {"index": _index, "add": _add, "ask": _ask, "status": _status, "eval": _eval, "serve": _serve}
+COMMANDS = {
+    "index": _index, "add": _add, "ask": _ask, "status": _status, "eval": _eval, "serve": _serve, "remove": _remove,
+    "restore": _restore,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

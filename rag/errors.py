@@ -1,4 +1,11 @@
-"""The library's errors: one base class, a subclass per thing a user can fix."""
+"""The library's errors: one base class, a subclass per thing a user can fix, and the form of a message
+that may leave this machine."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
 
 
 class RagError(Exception):
@@ -72,3 +79,22 @@ REBUILD_HINT = "run `rag index --full` to rebuild it"
 
 # What makes a live index unusable for an incremental build (the next build starts again from nothing).
 UNUSABLE_INDEX = (IndexCorruptError, IndexMismatchError, IndexNotFoundError)
+
+
+# An absolute path of two parts or more, not inside a URL or a word ("and/or", "http://host/a" stay).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/\\-])/(?:[^\s/:;,'\"“”«»()<>\[\]]+/)+([^\s/:;,'\"“”«»()<>\[\]]*)")
+
+
+def public_message(message: object, folders: Iterable[Path] = ()) -> str:
+    """``message`` fit for a person on another machine: each of ``folders`` (the seeds and index folders)
+    by its own name, any other absolute path of this machine by its last part only."""
+    text = str(message)
+    forms: dict[str, str] = {}
+    for folder in folders:
+        folder = Path(folder)
+        for form in (str(folder), str(folder.absolute()), str(folder.resolve())):
+            if form.startswith("/") and len(form) > 1:
+                forms[form] = folder.name or "/"
+    for form in sorted(forms, key=len, reverse=True):  # a folder before a folder inside it
+        text = text.replace(form, forms[form])
+    return _ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(1), text)

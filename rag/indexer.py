@@ -5,18 +5,20 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from filelock import FileLock, Timeout
-from tqdm.auto import tqdm
 
-from .documents.chunk import MIN_CHUNK_TOKENS, chunk_document, embedding_text
+from .documents.chunk import MIN_CHUNK_TOKENS, chunk_document
+from .documents.cost import check_cost
 from .documents.discover import discover, load_seed, parse_seed
 from .documents.formats import cleans_boilerplate
 from .errors import UNUSABLE_INDEX, ConfigError, EmptyCorpusError, IndexBusyError
 from .model.base import TOKEN_LAYER, Embedder
+from .model.passages import embedded_batches, stores_token_states, token_items
 from .query.lexical import tokens
 from .settings import Settings
 from .store import Manifest, SeedEntry, current_version, library_versions, read_manifest, sentence_ids
@@ -26,7 +28,6 @@ from .types import Chunk, Document, IndexReport, SeedChange
 
 log = logging.getLogger(__name__)
 LOCK_FILE = ".lock"
-EMBED_GROUP = 256  # chunks per call to the model: large enough to batch well, small enough for progress
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,11 @@ def build_index(
     show_progress: bool = False,
     crash_hook=None,
     ray_address: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> IndexReport:
     """Bring the store (``settings.store``, else ``settings.index_dir``) up to date with ``settings.seeds_dir``.
-    ``ray_address``: embed on that Ray cluster (rag/model/ray_embed.py) instead of in this process."""
+    ``ray_address``: embed on that Ray cluster (rag/model/ray_embed.py) instead of in this process;
+    ``on_progress(done, total)`` follows the texts embedded."""
     started = time.perf_counter()
     _check_chunk_size(settings, embedder)
     check_seeds_dir(settings)
@@ -98,14 +101,7 @@ def build_index(
         new_chunks: list[Chunk] = []
         per_doc: dict[str, list[Chunk]] = {}
         for doc in plan.added + plan.changed:
-            chunks = chunk_document(
-                doc,
-                chunk_tokens=settings.chunk_tokens,
-                overlap_tokens=settings.chunk_overlap_tokens,
-                count_tokens=embedder.count_tokens,
-                first_id=next_id,
-                clean=settings.clean_boilerplate and cleans_boilerplate(doc.kind),
-            )
+            chunks = _chunks(doc, settings, embedder, first_id=next_id)
             next_id += len(chunks)
             per_doc[doc.source] = chunks
             new_chunks += chunks
@@ -117,14 +113,14 @@ def build_index(
                                    n_expected=unchanged_count + len(new_chunks), crash_hook=crash_hook)
         try:
             keep_states = (writer.stores_token_states and not ray_address
-                           and _stores_token_states(settings, embedder, unchanged_count + len(new_chunks)))
+                           and stores_token_states(settings, embedder, unchanged_count + len(new_chunks)))
             done = writer.resume(new_chunks)
             todo = [c for c in new_chunks if c.id not in done]
             if done:
                 log.warning("Resuming an interrupted build: %d of %d chunks were already written.", len(done), len(new_chunks))
             new_states: list[np.ndarray] = []
             for batch, vectors, sentence_vectors, states in embedded_batches(
-                todo, settings, embedder, writer.batch_chunks, show_progress, keep_states, ray_address
+                todo, settings, embedder, writer.batch_chunks, show_progress, keep_states, ray_address, on_progress
             ):
                 ids = np.asarray([i for c in batch for i in sentence_ids(c)], dtype=np.int64)
                 lexical = [" ".join(tokens(f"{c.title}\n{c.text}")) for c in batch] if writer.wants_lexical_text else None
@@ -156,7 +152,7 @@ def build_index(
             token_states = None
             if keep_states:
                 kept = sorted(i for s in plan.unchanged for i in seeds[s].chunk_ids) if incremental else []
-                token_states = TokenStates(TOKEN_LAYER, _token_items(old_reader, kept, new_chunks, new_states, embedder))
+                token_states = TokenStates(TOKEN_LAYER, token_items(old_reader, kept, new_chunks, new_states, embedder))
             version = writer.commit(manifest, remove_ids, token_states, remove_sources=gone if incremental else [],
                                    add_documents=plan.added + plan.changed)
         finally:
@@ -283,102 +279,24 @@ def _plan(corpus: Corpus, old: Manifest | None, full: bool, reason: str) -> Plan
     return Plan(False, "", added, changed, removed, list(corpus.unchanged))
 
 
-def _stores_token_states(settings: Settings, embedder: Embedder, total_chunks: int) -> bool:
-    """Whether this build stores the passages' word-piece states: the embedder gives them, and the index
-    stays within ``settings.token_states_max_chunks`` (about 180 KB of disk a chunk)."""
-    gives_states = callable(getattr(embedder, "embed_documents_with_tokens", None))
-    return gives_states and 0 < total_chunks <= settings.token_states_max_chunks
+def _chunks(doc: Document, settings: Settings, embedder: Embedder, first_id: int) -> list[Chunk]:
+    return chunk_document(
+        doc,
+        chunk_tokens=settings.chunk_tokens,
+        overlap_tokens=settings.chunk_overlap_tokens,
+        count_tokens=embedder.count_tokens,
+        first_id=first_id,
+        clean=settings.clean_boilerplate and cleans_boilerplate(doc.kind),
+    )
 
 
-def _embed_chunks(
-    chunks: list[Chunk], settings: Settings, embedder: Embedder, show_progress: bool, with_states: bool = False
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Vectors for the chunks and for every sentence of them, in one pass over the model; with
-    ``with_states``, the chunks' word-piece states too (float16), from the same pass when the text
-    embedded is the chunk's own (it is not when the title goes in front)."""
-    chunk_texts = [_model_text(c, c.text, settings, embedder) for c in chunks]
-    sentence_texts = [_model_text(c, c.text[a:b], settings, embedder) for c in chunks for a, b in c.sentences]
-    texts = chunk_texts + sentence_texts
-    same_pass = with_states and all(t == c.text for t, c in zip(chunk_texts, chunks))
-    states: list[np.ndarray | None] = [None] * len(chunks)
-    # longest first across all groups, so each group's batches pad as little as one big call would
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
-    with tqdm(total=len(texts), unit="text", desc="Embedding", disable=not show_progress) as bar:
-        for i in range(0, len(texts), EMBED_GROUP):
-            group = order[i : i + EMBED_GROUP]
-            of_chunks = [j for j in group if j < len(chunks)] if same_pass else []
-            rest = [j for j in group if j not in set(of_chunks)]
-            if of_chunks:
-                vecs, token_states = embedder.embed_documents_with_tokens([texts[j] for j in of_chunks], layer=TOKEN_LAYER)
-                vectors[of_chunks] = vecs
-                for j, st in zip(of_chunks, token_states):
-                    states[j] = st.vectors.astype(np.float16)
-            if rest:
-                vectors[rest] = embedder.embed_documents([texts[j] for j in rest])
-            bar.update(len(group))
-    if with_states and not same_pass:
-        for start in range(0, len(chunks), EMBED_GROUP):
-            part = chunks[start : start + EMBED_GROUP]
-            for j, st in enumerate(embedder.embed_tokens([c.text for c in part], query=False, layer=TOKEN_LAYER)):
-                states[start + j] = st.vectors.astype(np.float16)
-    return vectors[: len(chunk_texts)], vectors[len(chunk_texts) :], states if with_states else []
-
-
-def embedded_batches(
-    chunks: list[Chunk], settings: Settings, embedder: Embedder, batch_chunks: int | None, show_progress: bool,
-    with_states: bool = False, ray_address: str | None = None,
-):
-    """``(chunks, vectors, sentence vectors, states)`` batch after batch (one batch of all when
-    ``batch_chunks`` is None), embedded here or on the Ray cluster at ``ray_address``."""
-    if not chunks:
-        return
-    if batch_chunks is None and not ray_address:
-        yield chunks, *_embed_chunks(chunks, settings, embedder, show_progress, with_states)
-        return
-    size = batch_chunks or EMBED_GROUP
-    batches = [chunks[i : i + size] for i in range(0, len(chunks), size)]
-    with tqdm(total=len(chunks), unit="chunk", desc="Embedding", disable=not show_progress) as bar:
-        if ray_address:
-            from .model.ray_embed import embed_on_ray
-
-            # per batch, the texts _embed_chunks would embed: the chunks', then every sentence of them
-            jobs = ([_model_text(c, c.text, settings, embedder) for c in batch]
-                    + [_model_text(c, c.text[a:b], settings, embedder) for c in batch for a, b in c.sentences]
-                    for batch in batches)
-            for batch, vectors in zip(batches, embed_on_ray(ray_address, jobs, settings.model, embedder)):
-                yield batch, vectors[: len(batch)], vectors[len(batch) :], []
-                bar.update(len(batch))
-            return
-        for batch in batches:
-            yield batch, *_embed_chunks(batch, settings, embedder, False, with_states)
-            bar.update(len(batch))
-
-
-def _token_items(old_reader, kept: list[int], new_chunks: list[Chunk], new_states: list, embedder: Embedder):
-    """``(chunk id, states)`` in increasing id order: the previous build's stored states of the chunks
-    kept (computed now where it stored none, or of another layer), then the new chunks' (whose ids all
-    come after the kept ones)."""
-    store = old_reader.token_store() if old_reader is not None and old_reader.token_layer == TOKEN_LAYER else None
-    for start in range(0, len(kept), EMBED_GROUP):
-        ids = kept[start : start + EMBED_GROUP]
-        found = store.get(ids) if store is not None else [None] * len(ids)
-        missing = [i for i, f in zip(ids, found) if f is None]
-        computed = {}
-        if missing:
-            texts = [c.text for c in old_reader.chunks(missing)]
-            computed = {i: st.vectors for i, st in zip(missing, embedder.embed_tokens(texts, query=False, layer=TOKEN_LAYER))}
-        for i, f in zip(ids, found):
-            yield i, f if f is not None else computed[i]
-    yield from zip((c.id for c in new_chunks), new_states)
-
-
-def _model_text(chunk: Chunk, text: str, settings: Settings, embedder: Embedder) -> str:
-    """The title goes in front as context, unless it is already there or would pass the model's limit."""
-    with_title = embedding_text(chunk.title, text, settings.title_context)
-    if with_title != text and embedder.count_tokens(with_title) > embedder.content_tokens:
-        return text
-    return with_title
+def check_document_cost(doc: Document, size: int, settings: Settings, embedder: Embedder) -> int:
+    """Refuse an added document that would cost the model more per MB than ordinary text does
+    (``documents.cost``); returns its number of passages."""
+    _check_chunk_size(settings, embedder)
+    chunks = _chunks(doc, settings, embedder, first_id=0)
+    check_cost(doc.source, size, chunks)
+    return len(chunks)
 
 
 def index_sources(index_dir: Path) -> dict[str, str]:

@@ -27,11 +27,13 @@ ENV_VARS = {
     "llm_model": "RAG_LLM_MODEL",
     "llm_api_key": "RAG_LLM_API_KEY",
     "llm_timeout": "RAG_LLM_TIMEOUT",
+    "trash_days": "RAG_TRASH_DAYS",
 }
 MAX_LLM_TIMEOUT = 3600.0
 # Milvus Lite's own limits on its database file name
 _LITE_NAME = re.compile(r"^[A-Za-z0-9.\-_]{1,36}$")
 _COLLECTION = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+PATH_MAX = 4096  # bytes: Linux refuses longer paths
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,13 @@ class Settings:
     llm_model: str = ""
     llm_api_key: str = field(default="", repr=False)  # a secret: never in repr, messages, logs or the UI
     llm_timeout: float = 60.0  # seconds for the whole reply; past it the quoted answer is shown
+    # a replaced or removed seed stays this many days in the index folder's trash (rag restore NAME)
+    trash_days: int = 30
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "seeds_dir", Path(self.seeds_dir))
-        object.__setattr__(self, "index_dir", Path(self.index_dir))
-        if not isinstance(self.model, str) or not self.model.strip():
+        object.__setattr__(self, "seeds_dir", _folder("seeds_dir", self.seeds_dir))
+        object.__setattr__(self, "index_dir", _folder("index_dir", self.index_dir))
+        if not isinstance(self.model, str) or not self.model.strip() or "\x00" in self.model:
             raise ConfigError(f"model must be a model name or a directory, got {self.model!r}")
         _require_int("chunk_tokens", self.chunk_tokens, 16, 8192)
         _require_int("chunk_overlap_tokens", self.chunk_overlap_tokens, 0, self.chunk_tokens - 1)
@@ -76,6 +80,7 @@ class Settings:
         _check_store(self.store, self.store_collection)
         if not isinstance(self.store_token, str):
             raise ConfigError("store_token must be text")
+        _require_int("trash_days", self.trash_days, 0, 36500)
         if not self.extensions or any(not e.startswith(".") for e in self.extensions):
             raise ConfigError(f"extensions must look like ('.txt', '.md'), got {self.extensions!r}")
         self._check_llm()
@@ -176,15 +181,32 @@ def _require_int(name: str, value, low: int, high: int) -> None:
         raise ConfigError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
 
 
+def _folder(name: str, value) -> Path:
+    """``value`` as a Path, or a ConfigError when no file system could take it as a folder name."""
+    if not isinstance(value, str | os.PathLike):
+        raise ConfigError(f"{name} must be a folder path, not {type(value).__name__}")
+    try:
+        path = Path(value)
+        raw = os.fsencode(path)
+    except (TypeError, UnicodeEncodeError):
+        raise ConfigError(f"{name} must be a folder path that can be written as a file name") from None
+    if b"\x00" in raw:
+        raise ConfigError(f"{name} contains a NUL character, which no file name can hold")
+    if len(raw) > PATH_MAX:
+        raise ConfigError(f"{name} is {len(raw):,} bytes long; paths end at {PATH_MAX:,}")
+    return path
+
+
 def _parse_env(name: str, var: str, raw: str):
     if name == "llm_timeout":
         try:
             return float(raw)
         except ValueError:
             raise ConfigError(f"{var} must be a number of seconds, got {raw!r}") from None
-    if name == "max_file_bytes":
+    if name in ("max_file_bytes", "trash_days"):
         try:
             return int(raw)
         except ValueError:
-            raise ConfigError(f"{var} must be a whole number of bytes, got {raw!r}") from None
+            unit = "bytes" if name == "max_file_bytes" else "days"
+            raise ConfigError(f"{var} must be a whole number of {unit}, got {raw!r}") from None
     return raw

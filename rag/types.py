@@ -156,3 +156,14 @@ class IndexStatus:
     built_at: str = ""
     stale: bool = False  # seeds on disk differ from what the index holds
     stale_detail: str = ""
+
+
+@dataclass(frozen=True)
+class TrashedSeed:
+    """A seed kept in the index folder's trash after it was replaced or removed."""
+
+    source: str  # its name in the seeds folder
+    trashed_at: str  # UTC, e.g. 2026-11-23T10:48:32Z
+    bytes: int
+    path: str  # where the copy is now
+    folder: str  # the dated trash folder it is in

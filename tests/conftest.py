@@ -55,3 +55,14 @@ def real_settings(real_embedder, tmp_path_factory) -> rag.Settings:
     settings = rag.Settings(seeds_dir=base / "seeds", index_dir=base / "index")
     rag.build_index(settings=settings)
     return settings
+
+
+def fake_indexed_copy(base: Path) -> rag.Settings:
+    """The seeds copied to ``base`` (writable) and indexed with the fake embedder, found by its name: a
+    child process (a server's indexing worker) finds it too."""
+    shutil.copytree(SEEDS, base / "seeds")
+    for path in (base / "seeds").iterdir():
+        path.chmod(0o644)
+    settings = rag.Settings(seeds_dir=base / "seeds", index_dir=base / "index", model=FakeEmbedder().model_id)
+    rag.build_index(settings=settings)
+    return settings

@@ -126,9 +126,9 @@ def test_above_the_threshold_the_build_writes_an_ivf_sq8_with_float16_stores(fak
 
 
 def retrieve_text(chunk, settings, embedder) -> str:
-    from rag.indexer import _model_text
+    from rag.model.passages import model_text
 
-    return _model_text(chunk, chunk.text, settings, embedder)
+    return model_text(chunk, chunk.text, settings, embedder)
 
 
 def test_ivf_recall_at_10_against_exact_search_is_at_least_0_95(fake, tmp_path, small_max):

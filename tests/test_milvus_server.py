@@ -62,6 +62,23 @@ def test_the_network_path_answers_like_faiss_through_changes(server_settings, fa
     assert_same(_snapshot(server_settings), _snapshot(faiss))
 
 
+def test_a_servers_indexing_child_builds_into_the_same_store(server_settings, fake_settings, tmp_path):
+    """``rag serve`` indexes in a child process (rag.background): the store and its token go with the
+    settings, so the child builds into the same Milvus collections this process reads."""
+    progress: list[tuple[int, int]] = []
+    report = rag.build_index(settings=server_settings, separate_process=True, on_progress=lambda d, t: progress.append((d, t)))
+    assert report.added == 5 and f"#{server_settings.store_collection}__" in report.index_path
+    assert progress and progress[-1][0] == progress[-1][1]
+    assert not (server_settings.index_dir / "CURRENT").exists()  # nothing went to the FAISS folder
+    faiss = fake_settings.with_(index_dir=tmp_path / "faiss")
+    rag.build_index(settings=faiss)
+    assert_same(_snapshot(server_settings), _snapshot(faiss))
+    text = "La tarte Tatin fut inventée par les sœurs Tatin, à Lamotte-Beuvron, en Sologne.\n"
+    source, report = rag.add_document("tatin.txt", text.encode(), settings=server_settings, separate_process=True)
+    assert report.added == 1 and rag.document_text(source, settings=server_settings) == text
+    assert rag.search("tarte Tatin Sologne", k=1, settings=server_settings)[0].source == "tatin.txt"
+
+
 def test_wrong_credentials_are_one_line_without_the_token(server_settings):
     cli = subprocess.run([sys.executable, "-m", "rag.cli", "status", "--store", server_settings.store],
                          capture_output=True, text=True, cwd=REPO, timeout=120,

@@ -27,6 +27,7 @@ from rag import indexer
 from rag.checksum import sha256_file as sha256_path
 from rag.cli import main as cli_main
 from rag.model import FakeEmbedder
+from rag.model.passages import model_text
 from rag.store import CHUNKS_DB, CURRENT, MANIFEST, IndexReader, current_version, data_files, kinds
 from rag.store.manifest import _content_digest
 from rag.store.vectors import VECTORS
@@ -78,8 +79,8 @@ def _settings(fake, base: Path, **kw) -> rag.Settings:
 
 def _expected_texts(chunks, settings, embedder) -> list[str]:
     """What the indexer must give the model for these chunks: each chunk, then each of its sentences."""
-    out = [indexer._model_text(c, c.text, settings, embedder) for c in chunks]
-    out += [indexer._model_text(c, c.text[a:b], settings, embedder) for c in chunks for a, b in c.sentences]
+    out = [model_text(c, c.text, settings, embedder) for c in chunks]
+    out += [model_text(c, c.text[a:b], settings, embedder) for c in chunks for a, b in c.sentences]
     return out
 
 

@@ -24,6 +24,7 @@ from tests.milvus_helpers import forget_store
 from tests.robust_helpers import write_corpus
 
 pytest.importorskip("pymilvus")
+TATIN = "# La tarte Tatin\n\nLa tarte Tatin fut inventée par les sœurs Tatin, à Lamotte-Beuvron, en Sologne.\n"
 PLACED = ["Malraux siècle du client", "conseiller client personnel", "Le client est roi", "magasin"]
 QUESTIONS = ["service client Amazon", "why do French trust pure-players?", "Qui a écrit la biographie d'Amazon ?",
              "quel est le prix moyen d'un livre ?", "Fnac fidélité"]
@@ -214,6 +215,17 @@ def test_a_deleted_collection_is_a_clear_error(lite_settings):
         rag.search("Amazon", settings=lite_settings)
     report = rag.build_index(settings=lite_settings)  # and the next build starts again from nothing
     assert report.full_rebuild and rag.search("Amazon", settings=lite_settings)
+
+
+def test_a_server_on_a_milvus_lite_file_indexes_in_its_own_process(lite_settings):
+    """One process at a time opens a Milvus Lite file: a server holding it indexes there, not in a child."""
+    rag.build_index(settings=lite_settings)
+    assert rag.search("Amazon", settings=lite_settings)  # this process holds the file open
+    source, report = rag.add_document("tatin.md", TATIN.encode(), settings=lite_settings, separate_process=True)
+    assert (source, report.added) == ("tatin.md", 1)
+    assert rag.search("tarte Tatin Sologne", k=1, settings=lite_settings)[0].source == "tatin.md"
+    assert rag.build_index(settings=lite_settings, full=True, separate_process=True).full_rebuild
+    assert rag.document_text("tatin.md", settings=lite_settings) == TATIN
 
 
 KILLED_BUILD = """

@@ -20,7 +20,7 @@ from .web_server import ARTICLE_TITLE, web_site
 
 @contextmanager
 def running(settings: rag.Settings, **options) -> Iterator[Client]:
-    from ui.app import start
+    from ui.server import start
 
     app, url = start(settings, host="127.0.0.1", port=free_port(), **options)
     try:

@@ -70,11 +70,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(settings: rag.Settings, read_only: bool = False) -> Iterator[str]:
-    """The app on a free loopback port, served from Gradio's background thread; yields its URL."""
-    from ui.app import start
+def live_server(settings: rag.Settings, read_only: bool = False, **options) -> Iterator[str]:
+    """The app on a free loopback port, served from Gradio's background thread; yields its URL.
+    ``options`` go to ``ui.app.start`` (write_token, upload_limits, ...)."""
+    from ui.server import start
 
-    app, url = start(settings, host="127.0.0.1", port=free_port(), read_only=read_only)
+    app, url = start(settings, host="127.0.0.1", port=free_port(), read_only=read_only, **options)
     try:
         yield url
     finally:

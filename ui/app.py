@@ -7,26 +7,28 @@ Endpoints a script can call with gradio_client:
 - ``/chat`` (question) -> answer text with [n] markers and the numbered sources, plain text (written by the
   configured language model when there is one, then checked, as on the page);
 - ``/add_document`` (file, replace), ``/add_url`` (link) and ``/rebuild_index`` (full: re-embed everything) ->
-  (notice, index panel, ...), all absent, not just hidden, when the app is read-only. Links to this machine or
-  its private network are refused unless the app was started with ``allow_private_urls``.
-Every other event is private: the page uses it, clients cannot call it.
+  (notice, index panel, ...), all absent, not just hidden, when the app is read-only, and needing the write
+  token when the server has one (``Client(url, headers={"Authorization": "Bearer <token>"})``). Links to this
+  machine or its private network are refused unless the app was started with ``allow_private_urls``.
+Every other event is the page's own: ``ui.guard`` lets only a page this server sent call it, and refuses every
+route Gradio has that the page and those endpoints do not need (``ui.server`` puts it in front). Indexing
+(upload, link, rebuild) runs in a separate low-priority process (``rag.background``), so answers keep their
+speed meanwhile.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import gradio as gr
 
 import rag
 from rag import MAX_UPLOAD_BYTES
 
-from . import render
+from . import guard, render
 
 log = logging.getLogger("ui")
 
@@ -52,10 +54,18 @@ ANSWER_CONCURRENCY = 2
 # Events waiting beyond this are refused with "queue full" instead of piling up.
 MAX_QUEUE = 64
 MAX_QUESTION_CHARS = 2000
-# Answers from the page and from /chat share the two slots; upload and rebuild write the seeds and the
-# index, one at a time.
+# Answers from the page and from /chat share the two slots; upload, link and rebuild write the seeds and the
+# index, one at a time. Every event in INDEX_WRITES needs the write token (ui.guard).
 ANSWERS = "answers"
 INDEX_WRITES = "index-writes"
+# Gradio's upload cache: checked every 5 minutes, a file older than 15 is deleted (each upload is deleted
+# as soon as it is indexed; this catches uploads no event ever used), and all of it when the server stops.
+DELETE_CACHE = (300, 900)
+# Sets the cookie ui.guard reads, so the page's uploads and events carry the token (never sent as data).
+SET_TOKEN_COOKIE = (
+    f"(token) => {{ document.cookie = '{guard.TOKEN_COOKIE}=' + encodeURIComponent(token || '') "
+    "+ '; path=/; SameSite=Strict'; return []; }"
+)
 STYLE = (Path(__file__).with_name("style.css")).read_text(encoding="utf-8")
 # System fonts: nothing to download for the page to look right.
 THEME = gr.themes.Default(
@@ -65,10 +75,14 @@ THEME = gr.themes.Default(
 )
 
 
-def build_app(settings: rag.Settings, read_only: bool = False, allow_private_urls: bool = False) -> gr.Blocks:
-    """The page. With ``read_only`` the upload, link and rebuild controls and their endpoints do not exist."""
-    handlers = _Handlers(settings, read_only, allow_private_urls)
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
+def build_app(
+    settings: rag.Settings, read_only: bool = False, allow_private_urls: bool = False, *, token_box: bool = False,
+    separate_indexing: bool = True,
+) -> gr.Blocks:
+    """The page. With ``read_only`` the upload, link and rebuild controls and their endpoints do not exist;
+    with ``token_box`` the page asks for the write token; ``separate_indexing`` indexes in a child process."""
+    handlers = _Handlers(settings, read_only, allow_private_urls, separate_indexing)
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=DELETE_CACHE) as app:
         gr.HTML(
             f'<header class="rag-header"><h1>{render.escape(TITLE)}</h1><p>{render.escape(SUBTITLE)}</p></header>',
             js_on_load=None,
@@ -114,6 +128,12 @@ def build_app(settings: rag.Settings, read_only: bool = False, allow_private_url
             with gr.Column(scale=1, min_width=260, elem_classes="rag-side"):
                 status_panel = gr.HTML(render.STATUS_HEADING, elem_id="rag-status", js_on_load=None)
                 if not read_only:
+                    if token_box:
+                        token = gr.Textbox(
+                            label="Write token", type="password", elem_id="rag-token", max_lines=1,
+                            placeholder="needed to add documents or rebuild",
+                        )
+                        token.change(None, [token], None, js=SET_TOKEN_COOKIE)
                     rebuild_button = gr.Button("Rebuild index", variant="secondary", elem_id="rag-rebuild")
                     full_rebuild = gr.Checkbox(label="Re-embed every document (slower)", value=False, container=False)
                     # Starts with a hint, so the progress of a rebuild or an upload has room to show here.
@@ -171,10 +191,17 @@ class _Handlers:
     """The event handlers. They hold only the frozen settings: each session's conversation travels
     with its own events, so people chatting at once never see each other's answers."""
 
-    def __init__(self, settings: rag.Settings, read_only: bool, allow_private_urls: bool = False) -> None:
+    def __init__(
+        self, settings: rag.Settings, read_only: bool, allow_private_urls: bool = False, separate_indexing: bool = True
+    ) -> None:
         self.settings = settings
         self.read_only = read_only
         self.allow_private_urls = allow_private_urls
+        self.separate_indexing = separate_indexing
+
+    def _message(self, error: object) -> str:
+        """A library message as a remote person may see it: no path of this machine."""
+        return rag.public_message(error, [self.settings.seeds_dir, self.settings.index_dir])
 
     # --- chat (page) ---
 
@@ -204,8 +231,8 @@ class _Handlers:
                 else:
                     reply = render.render_answer(event, turn, writer=self.settings.llm_model)
         except rag.RagError as exc:
-            gr.Warning(render.escape(str(exc)))
-            reply = render.render_error(str(exc))
+            gr.Warning(render.escape(self._message(exc)))
+            reply = render.render_error(self._message(exc))
         except Exception:
             log.exception("answering %r failed", question)
             reply = render.render_error("the answer could not be computed; the details are in the server log")
@@ -219,7 +246,7 @@ class _Handlers:
         try:
             return render.answer_as_text(rag.answer(question, settings=self.settings))
         except rag.RagError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            raise gr.Error(self._message(exc), print_exception=False) from None
         except Exception:
             log.exception("answering %r failed", question)
             raise gr.Error("the answer could not be computed; the details are in the server log") from None
@@ -228,22 +255,28 @@ class _Handlers:
 
     def index_panel(self) -> str:
         try:
-            return render.render_index_status(rag.index_status(settings=self.settings), self.read_only)
+            status = rag.index_status(settings=self.settings)
+            # a model given as a local folder is named by its path: only its last part leaves this machine
+            status = dataclasses.replace(status, model_id=self._message(status.model_id))
+            return render.render_index_status(status, self.read_only)
         except rag.RagError as exc:
-            return render.render_notice(f"The index cannot be read: {exc}", "error")
+            return render.render_notice(f"The index cannot be read: {self._message(exc)}", "error")
 
-    def rebuild_index(self, full: bool, progress=gr.Progress(track_tqdm=True)) -> tuple[str, str]:  # noqa: B008
+    def rebuild_index(self, full: bool, progress=gr.Progress()) -> tuple[str, str]:  # noqa: B008
         """Update the index from the seeds folder (or re-embed everything). Returns (notice, index panel)."""
         progress(0, desc="Rebuilding the index")
         try:
-            report = rag.build_index(settings=self.settings, full=bool(full), show_progress=True)
+            report = rag.build_index(
+                settings=self.settings, full=bool(full), separate_process=self.separate_indexing,
+                on_progress=_embedding_progress(progress),
+            )
             notice = render.render_notice(render.describe_report(report, requested_full=bool(full)), "success")
         except rag.RagError as exc:
-            gr.Warning(render.escape(str(exc)))
-            notice = render.render_notice(str(exc), "error")
+            gr.Warning(render.escape(self._message(exc)))
+            notice = render.render_notice(self._message(exc), "error")
         return notice, self.index_panel()
 
-    def add_document(self, path: str | None, replace: bool) -> tuple[str, str, None]:
+    def add_document(self, path: str | None, replace: bool, progress=gr.Progress()) -> tuple[str, str, None]:  # noqa: B008
         """Save an uploaded document into the seeds folder and index it. Returns (notice, index panel, cleared
         upload box)."""
         if not path:
@@ -251,12 +284,16 @@ class _Handlers:
         upload = Path(path)
         try:
             content = upload.read_bytes()
-            source, report = rag.add_document(upload.name, content, settings=self.settings, overwrite=bool(replace))
+            progress(0, desc=f"Indexing {upload.name}")
+            source, report = rag.add_document(
+                upload.name, content, settings=self.settings, overwrite=bool(replace),
+                separate_process=self.separate_indexing, on_progress=_embedding_progress(progress),
+            )
             notice = render.render_notice(render.describe_added_document(source, report), "success")
             gr.Info(render.escape(f"Added {source}"))
         except rag.RagError as exc:
-            gr.Warning(render.escape(str(exc)))
-            notice = render.render_notice(str(exc), "error")
+            gr.Warning(render.escape(self._message(exc)))
+            notice = render.render_notice(self._message(exc), "error")
         except OSError:
             log.exception("reading the upload %s failed", upload)
             notice = render.render_notice("The uploaded file could not be read; try again.", "error")
@@ -265,23 +302,31 @@ class _Handlers:
             _remove_quietly(upload)
         return notice, self.index_panel(), None
 
-
-    def add_url(self, url: str) -> tuple[str, str, str]:
+    def add_url(self, url: str, progress=gr.Progress()) -> tuple[str, str, str]:  # noqa: B008
         """Fetch a page by its link into the seeds folder and index it. Returns (notice, index panel, link box:
         cleared once added, kept to be corrected when it failed)."""
         url = (url or "").strip()
         if not url:
             return render.render_notice("Paste a link starting with https://.", "error"), self.index_panel(), ""
         try:
+            progress(0, desc="Fetching the link")
             source, report = rag.add_url(
-                url, settings=self.settings, allow_private=self.allow_private_urls, max_bytes=MAX_UPLOAD_BYTES
+                url, settings=self.settings, allow_private=self.allow_private_urls, max_bytes=MAX_UPLOAD_BYTES,
+                separate_process=self.separate_indexing, on_progress=_embedding_progress(progress),
             )
         except rag.RagError as exc:
-            gr.Warning(render.escape(str(exc)))
-            return render.render_notice(str(exc), "error"), self.index_panel(), url
+            gr.Warning(render.escape(self._message(exc)))
+            return render.render_notice(self._message(exc), "error"), self.index_panel(), url
         gr.Info(render.escape(f"Added {source}"))
         notice = render.render_notice(render.describe_added_document(source, report), "success")
         return notice, self.index_panel(), ""
+
+
+def _embedding_progress(progress):
+    def report(done: int, total: int) -> None:
+        progress((done, total), desc="Embedding passages", unit="texts")
+
+    return report
 
 
 def _role(message) -> str:
@@ -293,89 +338,3 @@ def _remove_quietly(path: Path) -> None:
         path.unlink(missing_ok=True)
     except OSError:
         log.warning("could not remove the uploaded copy %s", path)
-
-
-def start(
-    settings: rag.Settings,
-    host: str = "127.0.0.1",
-    port: int = 7860,
-    read_only: bool = False,
-    quiet: bool = True,
-    allow_private_urls: bool = False,
-) -> tuple[gr.Blocks, str]:
-    """Launch the app in Gradio's server thread and return (app, local URL) at once."""
-    app = build_app(settings, read_only=read_only, allow_private_urls=allow_private_urls)
-    app.queue(default_concurrency_limit=ANSWER_CONCURRENCY, max_size=MAX_QUEUE)
-    _, url, _ = app.launch(
-        server_name=host,
-        server_port=port,
-        prevent_thread_lock=True,
-        share=False,
-        quiet=quiet,
-        inbrowser=False,
-        show_error=False,  # handlers report RagErrors themselves; other errors stay in the server log
-        # Gradio serves only its own assets and its upload cache; the documents and the index are
-        # blocked outright, and read-only refuses every upload (nothing there accepts a file).
-        allowed_paths=[],
-        blocked_paths=[str(settings.seeds_dir.resolve()), str(settings.index_dir.resolve())],
-        max_file_size=0 if read_only else MAX_UPLOAD_BYTES,
-        ssr_mode=False,
-        mcp_server=False,
-        pwa=False,
-        enable_monitoring=False,
-        run_history=False,
-        footer_links=["api"],
-        theme=THEME,
-        css=STYLE,
-    )
-    return app, url
-
-
-def serve(
-    settings: rag.Settings, host: str = "127.0.0.1", port: int = 7860, read_only: bool = False,
-    allow_private_urls: bool = False,
-) -> None:
-    """Run the chat UI until Ctrl+C (``rag serve``)."""
-    # No usage statistics and no update check: the product works offline.
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    # Find out before the model loads, not after.
-    _check_port_free(host, port)
-    print(f"Loading the model and the index from {settings.store or settings.index_dir} …", flush=True)
-    _warm_up(settings, read_only)
-    try:
-        app, url = start(
-            settings, host=host, port=port, read_only=read_only, quiet=True, allow_private_urls=allow_private_urls
-        )
-    except OSError:
-        _port_refused(host, port)
-    mode = " (read-only)" if read_only else ""
-    print(f"Ask the articles{mode} is running at {url}  (Ctrl+C to stop)", flush=True)
-    if settings.llm_configured:
-        print(f"Answers are written by the language model {settings.llm_model} and checked against the passages.",
-              flush=True)
-    app.block_thread()
-
-
-def _check_port_free(host: str, port: int) -> None:
-    try:
-        with socket.create_server((host, port)):
-            pass
-    except OSError:
-        _port_refused(host, port)
-
-
-def _port_refused(host: str, port: int) -> NoReturn:
-    raise SystemExit(f"rag: error: cannot listen on {host}:{port} (in use or not allowed); choose another --port")
-
-
-def _warm_up(settings: rag.Settings, read_only: bool) -> None:
-    """Load the model and the index now, so the first person to ask does not wait for them."""
-    status = rag.index_status(settings=settings)
-    try:
-        if not status.exists and not read_only:
-            print("No index yet: building it from", settings.seeds_dir, flush=True)
-            rag.build_index(settings=settings, show_progress=True)
-        rag.answer("warm-up", settings=settings, generate=False)
-    except (rag.IndexNotFoundError, rag.EmptyCorpusError) as exc:
-        # Still serve: the side panel says there is no index, and an upload can start one.
-        print(f"No index yet ({exc}); the page will say so until one is built.", flush=True)

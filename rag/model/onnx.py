@@ -3,7 +3,8 @@
 ``OnnxEmbedder`` runs the graph ``onnx_convert`` exports once (BERT + mean pooling + L2 normalisation,
 plus the states of encoder layer 8 for the token match) with onnxruntime, and tokenises with the Rust
 ``tokenizers`` library from the model's own ``tokenizer.json``, exactly as the sentence-transformers
-runtime does (same ids, same offsets), so chunking, vectors (cosine 1.0000) and answers are those of the
+runtime does (same ids, same offsets; holding only the Latin-script pieces until a text needs the
+others, see ``tokenize``), so chunking, vectors (cosine 1.0000) and answers are those of the
 reference runtime. It is what the default model runs on (``registry``); ``"<model>#torch"`` selects the
 sentence-transformers runtime, which stays the reference: the model is built and checked with it, and
 any other model a user names runs through it.
@@ -49,6 +50,7 @@ from .onnx_convert import (
     WORD_TABLE_INPUT,
     ensure_onnx,
 )
+from .tokenize import SubsetTokenizer
 
 BACKENDS = {"onnx-int8": "int8", "onnx-fp32": "fp32"}  # "<model>#<backend>" -> OnnxEmbedder quant
 
@@ -102,7 +104,6 @@ class OnnxEmbedder:
         identity: tuple[str, str] | None = None,
     ) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         if quant not in ("int8", "fp32"):
             raise ModelError(f"quant must be 'int8' or 'fp32', got {quant!r}")
@@ -125,9 +126,8 @@ class OnnxEmbedder:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(self.onnx_dir / ONNX_FILE), opts, providers=["CPUExecutionProvider"])
         self._run_lock = threading.Lock()
-        self._tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self._tok.no_padding()
-        self._tok.no_truncation()
+        # the pieces a Latin-script text can use, the whole vocabulary only once a text needs it
+        self._tok = SubsetTokenizer(model_dir / "tokenizer.json", self.onnx_dir)
         self._tok_lock = threading.Lock()  # tokenizers are not safe to call from many threads at once
         self.prompts = read_prompts(model_dir)
         self.max_tokens = max_seq_length(model_dir)
@@ -145,11 +145,11 @@ class OnnxEmbedder:
 
     def count_tokens(self, text: str) -> int:
         with self._tok_lock:
-            return len(self._tok.encode(text, add_special_tokens=False).ids)
+            return len(self._tok.encode(text, add_special_tokens=False)[0])
 
     def truncate(self, text: str, max_tokens: int) -> str:
         with self._tok_lock:
-            offsets = self._tok.encode(text, add_special_tokens=False).offsets
+            offsets = self._tok.encode(text, add_special_tokens=False)[1]
         if len(offsets) <= max_tokens:
             return text
         return text[: offsets[max_tokens - 1][1]]
@@ -160,8 +160,7 @@ class OnnxEmbedder:
         with self._tok_lock:
             encs = self._tok.encode_batch(texts, add_special_tokens=True)
         out = []
-        for e in encs:
-            ids, offsets = e.ids, e.offsets
+        for ids, offsets in encs:
             if len(ids) > self.max_tokens:
                 ids = ids[: self.max_tokens - 1] + [ids[-1]]
                 offsets = offsets[: self.max_tokens - 1] + [offsets[-1]]

@@ -40,6 +40,12 @@ def split_backend(model: str) -> tuple[str, str | None]:
     raise ModelError(f"unknown embedding backend {backend!r} in {model!r}; known: {known}")
 
 
+def fake_dim(model: str) -> int:
+    """The dimension a ``fake-sha256-<dim>`` name asks for (``FakeEmbedder.model_id``); 0 for a real model."""
+    prefix, _, dim = model.rpartition("-")
+    return int(dim) if prefix == "fake-sha256" and dim.isdigit() and 0 < int(dim) <= 4096 else 0
+
+
 def get_embedder(model: str = DEFAULT_MODEL_ID) -> Embedder:
     """The embedder for ``model``, loaded once per process and then reused. ``"<model>#<backend>"``
     selects a faster CPU runtime of the same model (``rag.model.onnx.BACKENDS``)."""
@@ -51,6 +57,11 @@ def get_embedder(model: str = DEFAULT_MODEL_ID) -> Embedder:
 
 
 def _load(model: str) -> Embedder:
+    if fake_dim(model):
+        # the model-free test embedder, by name: a child process (rag.worker) finds it this way too
+        from .fake import FakeEmbedder
+
+        return FakeEmbedder(dim=fake_dim(model))
     base, backend = split_backend(model)
     if backend is None and base == DEFAULT_MODEL_ID:
         from .onnx import load_default_runtime

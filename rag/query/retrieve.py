@@ -63,12 +63,29 @@ def validate_question(question) -> str:
         raise InvalidQuestionError("the question must be text, not bytes; decode it first")
     if not isinstance(question, str):
         raise InvalidQuestionError(f"the question must be text, not {type(question).__name__}")
-    # Control characters carry no meaning for retrieval and can confuse a terminal.
-    text = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in question[:MAX_QUESTION_CHARS])
+    # Control characters carry no meaning for retrieval and can confuse a terminal; format characters
+    # (zero-width spaces and joiners, soft hyphens, direction marks) are invisible, so they go without
+    # a trace; a lone surrogate cannot be encoded at all (the tokenizer would raise).
+    text = without_lone_surrogates(question[:MAX_QUESTION_CHARS])
+    text = "".join(_CLEANED.get(unicodedata.category(ch), ch) for ch in text)
     text = " ".join(text.split())
     if not text:
         raise InvalidQuestionError("the question is empty; ask something in English or French")
+    if not any(unicodedata.category(ch)[0] in "LN" for ch in text):
+        # only emoji, punctuation or symbols: nothing a passage could match, and any "answer" is noise
+        raise InvalidQuestionError("the question has no words; ask something in English or French")
     return text
+
+
+_CLEANED = {"Cc": " ", "Cf": ""}
+
+
+def without_lone_surrogates(text: str) -> str:
+    """``text`` with each unpaired surrogate (which no encoder accepts) as U+FFFD; a pair written as two
+    code points becomes the character it stands for."""
+    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def fit_to_model(text: str, embedder: Embedder) -> str:

@@ -116,6 +116,11 @@ class Store(Protocol):
         settings) lets a store resume only an interrupted build of the same; ``n_expected`` chunks."""
         ...
 
+    def built_by_us(self) -> None:
+        """A build this process made live, or a child process made live for it (``rag.background``): the
+        store makes sure this process's next questions see it."""
+        ...
+
     def location(self, reader: StoreReader) -> str:
         """Where a build lives (the report's ``index_path``)."""
         ...
@@ -123,6 +128,12 @@ class Store(Protocol):
     def collect_garbage(self) -> None:
         """Remove what killed builds left behind (under the build lock)."""
         ...
+
+
+def one_process_at_a_time(settings: Settings) -> bool:
+    """Whether only one process may open the store: a Milvus Lite file (its engine runs inside the process
+    that opens it), so a server on one indexes in its own process rather than in a child."""
+    return bool(settings.store) and not settings.store.startswith(("http://", "https://"))
 
 
 def open_store(settings: Settings) -> Store:

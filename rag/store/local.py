@@ -48,6 +48,9 @@ class FaissStore:
                     n_expected: int = 0, crash_hook=None) -> FaissBuild:
         return FaissBuild(self.index_dir, dim, None if full else base, crash_hook)
 
+    def built_by_us(self) -> None:
+        """Nothing to do: the next question reads ``CURRENT``, which the build has just renamed in."""
+
     def location(self, reader: IndexReader) -> str:
         return str(reader.version_dir)
 

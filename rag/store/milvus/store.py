@@ -14,7 +14,7 @@ from .connect import client_for, describe, engine_errors, is_lite
 from .meta import AliasPointer, RecordPointer, read_head, read_manifest
 from .reader import MilvusReader
 from .schema import BuildNames
-from .writer import MilvusBuild, finish_removals
+from .writer import READ_YOUR_BUILD_SECONDS, MilvusBuild, finish_removals
 
 NOT_LOADED = 101  # Milvus's "collection not loaded": after a server restart, until loaded again
 _stores: dict[tuple, MilvusStore] = {}
@@ -84,6 +84,10 @@ class MilvusStore:
         Strong for a while after a build this process made live, so that its next question sees it."""
         live = self._live(strong=time.monotonic() < self.strong_until)
         return f"{live[0].chunks}@{live[1]['gen']}" if live else None
+
+    def built_by_us(self) -> None:
+        """A build this process made live, or asked a child process for: its next questions must see it."""
+        self.strong_until = time.monotonic() + READ_YOUR_BUILD_SECONDS
 
     def live_manifest(self) -> Manifest | None:
         live = self._live()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterable
 
 import numpy as np
@@ -153,7 +152,7 @@ class MilvusBuild:
                 drop_replaced(self.client, self.names.documents, self.gen, remove_sources)
             drop_old_parts(self.client, self.names.meta, self.gen)
         self._hook("garbage-collected")
-        self.store.strong_until = time.monotonic() + READ_YOUR_BUILD_SECONDS
+        self.store.built_by_us()
         return f"{self.store.store}#{self.names.chunks}@{self.gen}"
 
     def close(self) -> None:
