@@ -25,7 +25,9 @@ pytest.importorskip("milvus")
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
+# one server for this module's tests, stopped after them: left running (it keeps two cores busy), it made
+# the two-node Ray test's raylets miss Ray's 30 s start-up limit
+@pytest.fixture(scope="module")
 def milvus_server(tmp_path_factory):
     server = MilvusServerProcess(tmp_path_factory.mktemp("milvus-server"))
     server.start()

@@ -50,7 +50,9 @@ def test_a_two_node_ray_cluster_builds_what_one_process_builds(fake, fake_settin
     on_ray = fake_settings.with_(store=str(tmp_path / "ray.db"))
     local = fake_settings.with_(store=str(tmp_path / "local.db"))
     # Ray rewrites a loopback address into the machine's own; this keeps the whole cluster on 127.0.0.1
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_DISABLE_USAGE_STATS": "1"}
+    # and gives the head's GCS two minutes to start on busy cores (30 s by default)
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_DISABLE_USAGE_STATS": "1",
+           "RAY_gcs_server_port_wait_time_s": "120"}
     child = subprocess.run([sys.executable, "-c", textwrap.dedent(RAY_BUILD), str(on_ray.seeds_dir),
                             str(on_ray.index_dir), on_ray.store], capture_output=True, text=True, cwd=REPO,
                            env=env, timeout=600)
