@@ -8,6 +8,7 @@ import rag
 from rag.model import FakeEmbedder
 from rag.query import retrieve, token_match
 from rag.store import IndexReader
+from rag.types import Chunk
 
 
 def _unit(rows):
@@ -51,6 +52,33 @@ def test_passage_states_are_computed_once_and_the_cache_is_bounded():
     matcher("question", ["epsilon zeta"])  # evicts the oldest
     matcher("question", ["alpha beta"])
     assert fake.passages_encoded == 4
+
+
+def test_stored_states_are_read_once_then_kept_as_float32_within_the_byte_bound():
+    fake = CountingFake()
+    texts = ["alpha beta gamma", "delta epsilon", "zeta eta theta iota"]
+    chunks = [Chunk(id=i, source="s.txt", start=0, end=len(t), text=t, title="s") for i, t in enumerate(texts)]
+    stored_rows = {i: st.vectors.astype(np.float16) for i, st in enumerate(fake.embed_tokens(texts))}
+    fake.passages_encoded = 0
+    reads = []
+
+    def stored(ids):
+        reads.extend(ids)
+        return [stored_rows.get(i) for i in ids]
+
+    matcher = token_match.TokenMatcher(fake, cache_bytes=sum(r.size * 4 for r in stored_rows.values()))
+    _, q = fake.embed_query_tokens("alpha delta")
+    first = matcher.scorer("alpha delta", q, stored)(chunks)
+    again = matcher.scorer("alpha delta", q, stored)(chunks)
+    assert reads == [0, 1, 2] and fake.passages_encoded == 0  # read once, never computed
+    np.testing.assert_array_equal(first, again)
+    expected = [token_match.maxsim(token_match.question_pieces("alpha delta", q), r.astype(np.float32))
+                for r in stored_rows.values()]
+    np.testing.assert_allclose(first, expected, rtol=1e-6)
+    assert all(v.dtype == np.float32 for v in matcher._cache.values())
+    small = token_match.TokenMatcher(fake, cache_bytes=stored_rows[0].size * 4)
+    small.scorer("alpha delta", q, stored)(chunks)
+    assert len(small._cache) == 1 and small._held <= stored_rows[2].size * 4  # only the newest is kept
 
 
 def test_an_embedder_without_token_states_ranks_without_them():

@@ -77,7 +77,9 @@ def _texts() -> list[str]:
     for qa in [DEV_QA, *sorted((REPO / "tests" / "data").glob("*.jsonl"))]:
         for line in qa.read_text(encoding="utf-8").splitlines():
             if line.strip():
-                texts.append(str(json.loads(line).get("question", "")))
+                record = json.loads(line)
+                texts += [record[k] for k in ("q", "passage", "sentence") if k in record]
+    assert sum(1 for t in texts if t.rstrip().endswith("?")) > 500  # the questions are in
     return texts
 
 

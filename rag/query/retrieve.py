@@ -149,15 +149,14 @@ def rank(
     ids = sorted(candidates)
     chunks = reader.chunks(ids)
     chunk_cos = reader.vectors_for(ids) @ query_vec
-    # every candidate's sentences in one read (one round trip for a store on a server)
-    all_sids = [chunk.id * SENTENCE_STRIDE + j for chunk in chunks for j in range(len(chunk.sentences))]
-    all_sent = reader.sentence_vectors_for(all_sids) @ query_vec if all_sids else np.zeros(0, np.float32)
+    # every candidate's sentences in one read and one product
+    sids = [c.id * SENTENCE_STRIDE + j for c in chunks for j in range(len(c.sentences))]
+    sentence_cos = (reader.sentence_vectors_for(sids) @ query_vec).tolist() if sids else []
     scored = []
-    at = 0
+    first = 0
     for chunk, cc in zip(chunks, chunk_cos):
-        n_sent = len(chunk.sentences)
-        sent = tuple(float(x) for x in all_sent[at : at + n_sent])
-        at += n_sent
+        sent = tuple(sentence_cos[first : first + len(chunk.sentences)])
+        first += len(chunk.sentences)
         if sent:
             sent = tuple(_shrink(chunk.text, ab, s, float(cc)) for ab, s in zip(chunk.sentences, sent))
         best_sentence = max(sent) if sent else float(cc)

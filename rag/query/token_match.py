@@ -15,8 +15,8 @@ written after these choices, 28 -> 33 of 36 (docs/quality.md).
 
 An embedder without ``embed_tokens``/``embed_query_tokens`` ranks without it. Passage states are stored with
 the index when it is built (rag/store/tokens.py, up to ``Settings.token_states_max_chunks`` chunks), so a new
-process's first question costs no more than the next; otherwise they are computed when first needed and
-kept, by text, in a bounded cache (float16: about 180 KB a chunk).
+process's first question costs no more than the next; otherwise they are computed when first needed. Either
+way they are kept, by text, in a bounded cache, as float32 (about 360 KB a chunk of 256 tokens).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from .lexical import content_word_spans
 
 TOKEN_WEIGHT = 1.0  # the MaxSim (0..1) is added at this weight to the fused score
 RERANK_POOL = 20  # how many of the best fused candidates are matched token by token
-CACHE_CHUNKS = 1024  # passages whose token states are kept
+CACHE_CHUNKS = 1024  # passages whose token states are kept, at most
+CACHE_BYTES = 48 * 2**20  # and at most this many bytes of them (float32)
 CONTENT_WORDS_ONLY = True  # the question's stop words are left out of the match
 
 TokenScorer = Callable[[Sequence[Chunk]], np.ndarray]  # chunks -> MaxSim to one question
@@ -59,51 +60,79 @@ def question_pieces(question: str, states: TokenStates) -> np.ndarray:
 
 
 class TokenMatcher:
-    """Scores passages against a question by MaxSim, caching the passages' token states."""
+    """Scores passages against a question by MaxSim, keeping the passages' token states as float32 in a
+    bounded cache (by text): converting a candidate pool's float16 states costs more than the product
+    itself (~4 ms of a ~30 ms warm answer here), so the states of passages asked about recently are kept
+    converted; ``cache_bytes`` bounds what that holds (48 MB: ~120 passages of 256 tokens)."""
 
-    def __init__(self, embedder, layer: int | None = None, cache_chunks: int = CACHE_CHUNKS) -> None:
+    def __init__(
+        self, embedder, layer: int | None = None, cache_chunks: int = CACHE_CHUNKS, cache_bytes: int = CACHE_BYTES
+    ) -> None:
         self._embedder = embedder
         self._fixed_layer = layer  # None: TOKEN_LAYER as it is at each call
         self._cache_chunks = cache_chunks
+        self._cache_bytes = cache_bytes
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._held = 0  # bytes in the cache
         self._lock = threading.Lock()
 
     @property
     def _layer(self) -> int:
         return TOKEN_LAYER if self._fixed_layer is None else self._fixed_layer
 
-    def _passage_states(self, texts: Sequence[str]) -> list[np.ndarray]:
-        keys = [f"{self._layer}:" + hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
-        with self._lock:
-            missing = {k: t for k, t in zip(keys, texts) if k not in self._cache}
-        if missing:
-            states = self._embedder.embed_tokens(list(missing.values()), query=False, layer=self._layer)
-            with self._lock:
-                for key, st in zip(missing, states):
-                    self._cache[key] = st.vectors.astype(np.float16)
-                    while len(self._cache) > self._cache_chunks:
-                        self._cache.popitem(last=False)
+    def _key(self, text: str) -> str:
+        return f"{self._layer}:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def _lookup(self, keys: Sequence[str]) -> list[np.ndarray | None]:
         with self._lock:
             found = [self._cache.get(k) for k in keys]
-            for k in keys:
-                if k in self._cache:
+            for k, f in zip(keys, found):
+                if f is not None:
                     self._cache.move_to_end(k)
-        if any(f is None for f in found):  # evicted meanwhile by a larger batch: compute again
-            return [st.vectors.astype(np.float16) for st in self._embedder.embed_tokens(list(texts), query=False, layer=self._layer)]
         return found
+
+    def _remember(self, key: str, rows: np.ndarray) -> np.ndarray:
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = rows
+                self._held += rows.nbytes
+            while len(self._cache) > 1 and (len(self._cache) > self._cache_chunks or self._held > self._cache_bytes):
+                _, dropped = self._cache.popitem(last=False)
+                self._held -= dropped.nbytes
+        return rows
+
+    def _passage_states(self, texts: Sequence[str], keys: Sequence[str] | None = None) -> list[np.ndarray]:
+        keys = list(keys) if keys is not None else [self._key(t) for t in texts]
+        found = self._lookup(keys)
+        missing = [i for i, f in enumerate(found) if f is None]
+        if missing:
+            states = self._embedder.embed_tokens([texts[i] for i in missing], query=False, layer=self._layer)
+            for i, st in zip(missing, states):
+                # float16 first: the states stored with an index are float16, and the cache gives the same
+                found[i] = self._remember(keys[i], st.vectors.astype(np.float16))
+        return found  # type: ignore[return-value]
 
     def scorer(self, question: str, question_states: TokenStates, stored: StoredStates | None = None) -> TokenScorer:
         """Scores chunks against this question, whose states came with its pooled vector; ``stored`` gives
-        the states a build stored (by chunk id), the others are computed and cached."""
+        the states a build stored (by chunk id), the others are computed; both are cached."""
         q = question_pieces(question, question_states)
 
         def score(chunks: Sequence[Chunk]) -> np.ndarray:
             if not chunks:
                 return np.zeros(0, dtype=np.float32)
-            found = stored([c.id for c in chunks]) if stored is not None else [None] * len(chunks)
-            missing = [c.text for c, f in zip(chunks, found) if f is None]
-            computed = iter(self._passage_states(missing) if missing else [])
-            states = [f if f is not None else next(computed) for f in found]
+            keys = [self._key(c.text) for c in chunks]
+            states = self._lookup(keys)
+            missing = [i for i, f in enumerate(states) if f is None]
+            if missing and stored is not None:
+                for i, rows in zip(missing, stored([chunks[i].id for i in missing])):
+                    if rows is not None:
+                        states[i] = self._remember(keys[i], rows)
+            missing = [i for i in missing if states[i] is None]
+            if missing:
+                computed = self._passage_states([chunks[i].text for i in missing], [keys[i] for i in missing])
+                for i, rows in zip(missing, computed):
+                    states[i] = rows
             return _maxsims(q, states)
 
         return score
@@ -117,7 +146,7 @@ class TokenMatcher:
 
 
 def _maxsims(question_rows: np.ndarray, passages: Sequence[np.ndarray]) -> np.ndarray:
-    return np.array([maxsim(question_rows, p.astype(np.float32)) for p in passages], dtype=np.float32)
+    return np.array([maxsim(question_rows, p) for p in passages], dtype=np.float32)
 
 
 def embed_question(

@@ -161,7 +161,7 @@ class IndexReader:
         try:
             if not self._exact:  # the IVF's float16 stores
                 return self._vec.vectors(ids, sentences)
-            return np.stack([index.reconstruct(i) for i in ids])
+            return index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
         except (RuntimeError, KeyError) as exc:  # an id the index does not hold
             raise IndexCorruptError(f"vector ids {ids[:5]} are missing from {self.version_dir}; {REBUILD_HINT}") from exc
 
