@@ -7,7 +7,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -21,7 +20,7 @@ from .model.base import TOKEN_LAYER, Embedder
 from .model.passages import embedded_batches, stores_token_states, token_items
 from .query.lexical import tokens
 from .settings import Settings
-from .store import Manifest, SeedEntry, current_version, library_versions, read_manifest, sentence_ids
+from .store import Manifest, SeedEntry, library_versions, sentence_ids
 from .store.backend import Store, StoreReader, open_store
 from .store.writer import TokenStates
 from .types import Chunk, Document, IndexReport, SeedChange
@@ -298,10 +297,3 @@ def check_document_cost(doc: Document, size: int, settings: Settings, embedder: 
     check_cost(doc.source, size, chunks)
     return len(chunks)
 
-
-def index_sources(index_dir: Path) -> dict[str, str]:
-    """source -> sha256 for the live build (for staleness checks)."""
-    version = current_version(index_dir)
-    if version is None:
-        return {}
-    return {s: e.sha256 for s, e in read_manifest(version).seeds.items()}
