@@ -63,6 +63,15 @@ def test_a_tokenizer_without_a_subset_is_used_whole(tmp_path):
     assert tok.encode("ab αβ", add_special_tokens=False) == (full.encode("ab αβ").ids, full.encode("ab αβ").offsets)
 
 
+def test_a_cache_folder_that_cannot_be_written_leaves_the_full_tokenizer(tmp_path):
+    path = _small_unigram(tmp_path / "tokenizer.json")
+    (tmp_path / "a-file").write_text("")
+    tok = SubsetTokenizer(path, tmp_path / "a-file" / "cache")  # nothing can be created under a file
+    assert tok.full_loaded
+    full = Tokenizer.from_file(str(path))
+    assert tok.encode("ab ba", add_special_tokens=False) == (full.encode("ab ba").ids, full.encode("ab ba").offsets)
+
+
 def test_in_subset():
     assert in_subset("▁Pourquoi▁les▁Français▁font-ils▁confiance▁aux▁«▁pure-players▁»▁?▁25 %▁€")
     for other in ["αβ", "😀", "日本", "привет", "\u200b"]:

@@ -18,12 +18,15 @@ fallback) is used whole."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 SUBSET_VERSION = 1
 SUBSET_FILE = f"tokenizer.latin-v{SUBSET_VERSION}.json"
@@ -107,7 +110,7 @@ class SubsetTokenizer:
         self._full = None
         self._subset = None
         self._ids: np.ndarray | None = None
-        if subset_folder is not None and ensure_subset(self._path, Path(subset_folder)):
+        if subset_folder is not None and _subset_ready(self._path, Path(subset_folder)):
             self._subset = _load(Path(subset_folder) / SUBSET_FILE)
             self._ids = np.load(Path(subset_folder) / SUBSET_IDS_FILE, allow_pickle=False)
         else:
@@ -144,6 +147,16 @@ class SubsetTokenizer:
             if found is not None:
                 return int(self._ids[found])
         return self._full_tokenizer().token_to_id(token)
+
+
+def _subset_ready(tokenizer_json: Path, folder: Path) -> bool:
+    """``ensure_subset``, or False when the cache folder cannot be written (a model cache shared
+    read-only): the full tokenizer then serves, as before the subset existed."""
+    try:
+        return ensure_subset(tokenizer_json, folder)
+    except OSError as exc:
+        log.warning("Tokenising with the whole vocabulary: cannot write its Latin-script subset in %s (%s)", folder, exc)
+        return False
 
 
 def _load(path: Path):
