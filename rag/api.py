@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from . import background, indexer, trash
 from .errors import ConfigError, IndexNotFoundError
-from .llm import LLMClient, OpenAICompatibleClient
+from .llm import LLMClient
 from .model import registry
 from .model.base import TOKEN_LAYER, Embedder
 from .query import compose, reference
@@ -192,6 +192,8 @@ def _language_model(s: Settings, generate: bool | None, llm: LLMClient | None):
     if llm is not None:
         return llm
     if s.llm_configured:
+        from .llm.openai_compatible import OpenAICompatibleClient  # imported only when a model is configured
+
         return OpenAICompatibleClient(s.llm_url, s.llm_model, s.llm_api_key, s.llm_timeout)
     if generate:
         raise ConfigError(

@@ -91,7 +91,8 @@ import sys, json
 import rag
 settings = rag.Settings(seeds_dir=sys.argv[1], index_dir=sys.argv[2])
 answer = rag.answer("why do French trust pure-players?", settings=settings)
-heavy = [m for m in ("torch", "transformers", "sentence_transformers", "gradio", "langchain_text_splitters") if m in sys.modules]
+heavy = [m for m in ("torch", "transformers", "sentence_transformers", "gradio", "langchain_text_splitters", "openai",
+                     "pymilvus", "trafilatura", "pypdf") if m in sys.modules]
 print(json.dumps({"found": answer.found, "heavy": heavy}))
 """
 

@@ -5,6 +5,14 @@ the reply lives in the query stage (``rag.query.generate``)."""
 
 from .base import ChatMessage, LLMClient
 from .fake import ScriptedLLM
-from .openai_compatible import OpenAICompatibleClient
 
 __all__ = ["ChatMessage", "LLMClient", "OpenAICompatibleClient", "ScriptedLLM"]
+
+
+def __getattr__(name: str):
+    # the openai package takes ~0.5 s to import: only a configured language model pays for it
+    if name == "OpenAICompatibleClient":
+        from .openai_compatible import OpenAICompatibleClient
+
+        return OpenAICompatibleClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
