@@ -47,15 +47,21 @@ finally:
 
 
 def test_a_two_node_ray_cluster_builds_what_one_process_builds(fake, fake_settings, tmp_path):
-    on_ray = fake_settings.with_(store=str(tmp_path / "ray.db"))
     local = fake_settings.with_(store=str(tmp_path / "local.db"))
     # Ray rewrites a loopback address into the machine's own; this keeps the whole cluster on 127.0.0.1
     # and gives the head's GCS two minutes to start on busy cores (30 s by default)
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_DISABLE_USAGE_STATS": "1",
            "RAY_gcs_server_port_wait_time_s": "120"}
-    child = subprocess.run([sys.executable, "-c", textwrap.dedent(RAY_BUILD), str(on_ray.seeds_dir),
-                            str(on_ray.index_dir), on_ray.store], capture_output=True, text=True, cwd=REPO,
-                           env=env, timeout=600)
+    for attempt in range(2):
+        on_ray = fake_settings.with_(store=str(tmp_path / f"ray-{attempt}.db"))  # a fresh file if tried again
+        child = subprocess.run([sys.executable, "-c", textwrap.dedent(RAY_BUILD), str(on_ray.seeds_dir),
+                                str(on_ray.index_dir), on_ray.store], capture_output=True, text=True, cwd=REPO,
+                               env=env, timeout=600)
+        # Ray's GCS once left no log and never published its port within the two minutes in a full suite
+        # run on these shared cores (the test alone, or with its neighbours, passed): its start is tried
+        # once more; the build's own result is checked the same either way
+        if not (child.returncode and "gcs_server_port" in child.stderr):
+            break
     result = [json.loads(line[7:]) for line in child.stdout.splitlines() if line.startswith("RESULT ")]
     assert child.returncode == 0 and result, child.stdout[-2000:] + child.stderr[-3000:]
     assert result[0]["nodes"] == 2 and result[0]["embedded"] == result[0]["total"] > 0
