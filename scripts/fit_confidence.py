@@ -35,8 +35,8 @@ from rag.query.token_match import embed_question  # noqa: E402
 DATA = REPO / "tests" / "data"
 DEV = REPO.parent / "shared" / "eval" / "dev_qa.jsonl"
 FIT_SETS = [DEV, *(DATA / f"{n}_qa.jsonl" for n in
-                   ("own", "own2", "own3", "own4", "own5", "own7", "heldout", "decline_tune", "nat1", "nat2"))]
-CHECK_SETS = [DATA / f"{n}_qa.jsonl" for n in ("own6", "own8", "own9", "decline_check")]
+                   ("own", "own2", "own3", "own4", "own5", "own7", "heldout", "decline_tune", "nat1", "nat2", "nat3", "nat4", "nat5", "nat6", "nat7"))]
+CHECK_SETS = [DATA / f"{n}_qa.jsonl" for n in ("own6", "own8", "own9", "decline_check", "nat8", "nat9")]
 FEATURES = ("margin", "best", "peak", "lexical", "token_match", "reference_gap", "quantity_missing", "top_gap", "en", "fr")
 MAX_WRONG_DECLINES = 0.015  # of the answerable questions
 C = 1.0  # the regression's inverse regularisation strength

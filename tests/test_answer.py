@@ -119,6 +119,19 @@ def test_the_following_sentence_continues_the_first_quote():
     assert ans.text.count("[1]") == 2 and "Fin du texte" not in ans.text
 
 
+def test_a_why_question_takes_the_next_sentence_from_further_away():
+    """The reason often follows the fact: for why/how, the next sentence joins within a wider window."""
+    from rag.query.compose import CONTINUATION_WINDOW, WHY_HOW_CONTINUATION_WINDOW, compose
+
+    text = "Amazon rembourse sans discuter ses clients. Le client fournit de la donnée qui nourrit le cercle vertueux."
+    gap = (CONTINUATION_WINDOW + WHY_HOW_CONTINUATION_WINDOW) / 2  # wider than the usual window, within the why/how one
+    ranked = _one_passage(text, (0.85, 0.85 - gap))
+    why = compose("Why does Amazon refund its customers?", ranked, found=True, confidence=0.9, reason="test")
+    what = compose("What does Amazon do for its customers?", ranked, found=True, confidence=0.9, reason="test")
+    assert [c.quote for c in why.citations] == [text]
+    assert [c.quote for c in what.citations] == ["Amazon rembourse sans discuter ses clients."]
+
+
 def test_a_sentence_in_two_overlapping_passages_is_quoted_once():
     """Chunks overlap: the next passage's best sentence may be the one already quoted."""
     from rag.query.compose import compose

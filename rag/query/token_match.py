@@ -30,6 +30,7 @@ import numpy as np
 
 from ..model.base import TOKEN_LAYER, TokenStates  # TOKEN_LAYER: 8 of 12, see the docstring
 from ..types import Chunk
+from .attribution import source_spans
 from .lexical import content_word_spans
 
 TOKEN_WEIGHT = 1.0  # the MaxSim (0..1) is added at this weight to the fused score
@@ -37,6 +38,7 @@ RERANK_POOL = 20  # how many of the best fused candidates are matched token by t
 CACHE_CHUNKS = 1024  # passages whose token states are kept, at most
 CACHE_BYTES = 48 * 2**20  # and at most this many bytes of them (float32)
 CONTENT_WORDS_ONLY = True  # the question's stop words are left out of the match
+SOURCE_WORDS_LEFT_OUT = True  # and so are the words naming its source (attribution.py)
 
 TokenScorer = Callable[[Sequence[Chunk]], np.ndarray]  # chunks -> MaxSim to one question
 StoredStates = Callable[[list[int]], list[np.ndarray | None]]  # chunk ids -> stored float16 states or None
@@ -51,10 +53,13 @@ def maxsim(question_tokens: np.ndarray, passage_tokens: np.ndarray) -> float:
 
 def question_pieces(question: str, states: TokenStates) -> np.ndarray:
     """The rows of the question's content words: "why", "the", "de" match some word of any passage
-    and would only blur the differences (all rows when the question has no content word)."""
+    and would only blur the differences (all rows when the question has no content word). The words
+    naming the question's source ("according to Zwick": ``attribution``) are left out too: they match
+    the document's byline, not the passage that answers."""
     if not CONTENT_WORDS_ONLY:
         return states.vectors
-    words = content_word_spans(question)
+    sources = source_spans(question) if SOURCE_WORDS_LEFT_OUT else []
+    words = [(a, b) for a, b in content_word_spans(question) if not any(s <= a and b <= e for s, e in sources)]
     keep = [i for i, (a, b) in enumerate(states.spans) if any(a < we and b > ws for ws, we in words)]
     return states.vectors[keep] if keep else states.vectors
 
