@@ -38,7 +38,7 @@ RERANK_POOL = 20  # how many of the best fused candidates are matched token by t
 CACHE_CHUNKS = 1024  # passages whose token states are kept, at most
 CACHE_BYTES = 48 * 2**20  # and at most this many bytes of them (float32)
 CONTENT_WORDS_ONLY = True  # the question's stop words are left out of the match
-SOURCE_WORDS_LEFT_OUT = True  # and so are the words naming its source (attribution.py)
+SOURCE_WORDS_LEFT_OUT = True  # and so are the words naming the document or its writer (attribution.py)
 
 TokenScorer = Callable[[Sequence[Chunk]], np.ndarray]  # chunks -> MaxSim to one question
 StoredStates = Callable[[list[int]], list[np.ndarray | None]]  # chunk ids -> stored float16 states or None
@@ -54,8 +54,8 @@ def maxsim(question_tokens: np.ndarray, passage_tokens: np.ndarray) -> float:
 def question_pieces(question: str, states: TokenStates) -> np.ndarray:
     """The rows of the question's content words: "why", "the", "de" match some word of any passage
     and would only blur the differences (all rows when the question has no content word). The words
-    naming the question's source ("according to Zwick": ``attribution``) are left out too: they match
-    the document's byline, not the passage that answers."""
+    naming the document or its writer ("according to the Agefi article": ``attribution``) are left out
+    too: they match the document's byline, not the passage that answers."""
     if not CONTENT_WORDS_ONLY:
         return states.vectors
     sources = source_spans(question) if SOURCE_WORDS_LEFT_OUT else []
