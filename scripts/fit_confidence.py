@@ -79,11 +79,15 @@ def fit(rows: list[dict], features=FEATURES):
     x, y = matrix(rows, features), np.array([r["label"] for r in rows])
     mean, scale = x.mean(0), x.std(0) + 1e-9
     lr = LogisticRegression(C=C, max_iter=5000).fit((x - mean) / scale, y)
-    return mean, scale, lr.coef_[0], float(lr.intercept_[0])
+    return mean, scale, lr.coef_[0], float(lr.intercept_[0]), x.min(0), x.max(0)
 
 
-def probabilities(rows: list[dict], mean, scale, coef, intercept, features=FEATURES) -> np.ndarray:
-    z = ((matrix(rows, features) - mean) / scale) @ coef + intercept
+def probabilities(rows: list[dict], mean, scale, coef, intercept, low=None, high=None, features=FEATURES) -> np.ndarray:
+    """As ``ConfidenceModel.probability``: each signal held within the fitting range (``low``..``high``)."""
+    x = matrix(rows, features)
+    if low is not None:
+        x = np.clip(x, low, high)
+    z = ((x - mean) / scale) @ coef + intercept
     return 1 / (1 + np.exp(-z))
 
 
@@ -177,16 +181,17 @@ def main(argv: list[str]) -> int:
     fit_rows = cached["fit"]
     check_rows = [r for p in check_paths for r in cached["check"][p.stem.removesuffix("_qa")]]
     if not args.report:
-        mean, scale, coef, intercept = fit(fit_rows)
+        mean, scale, coef, intercept, low, high = fit(fit_rows)
         threshold = choose_threshold(fit_rows, leave_one_set_out(fit_rows))
         model = {"features": list(FEATURES), "mean": mean.tolist(), "scale": scale.tolist(), "coef": coef.tolist(),
                  "intercept": intercept, "threshold": threshold,
-                 "fitted_on": sorted({r["set"] for r in fit_rows})}
+                 "fitted_on": sorted({r["set"] for r in fit_rows}), "low": low.tolist(), "high": high.tolist()}
         confidence.MODEL_FILE.write_text(json.dumps(model, indent=2) + "\n")
         confidence.model.cache_clear()
         print(json.dumps({k: v for k, v in model.items() if k in ("features", "coef", "threshold")}, indent=1))
     shipped = confidence.model()
-    params = (np.array(shipped.mean), np.array(shipped.scale), np.array(shipped.coef), shipped.intercept)
+    params = (np.array(shipped.mean), np.array(shipped.scale), np.array(shipped.coef), shipped.intercept,
+              np.array(shipped.low) if shipped.low else None, np.array(shipped.high) if shipped.high else None)
     curves = {}
     cv = leave_one_set_out(fit_rows)
     curves["fitting sets (each left out in turn)"] = calibration(fit_rows, cv, shipped.threshold)

@@ -51,3 +51,22 @@ def test_the_decision_declines_below_the_threshold_with_the_probability_as_confi
     monkeypatch.setattr(decide, "signals", lambda *a, **k: dataclasses.replace(SIGNALS, quantity_missing=True))
     found, conf, _ = decide.decide("How many stores?", [object()])
     assert not found  # a quantity no quoted sentence states: declined whatever the probability
+
+
+def test_signals_beyond_the_fitting_range_are_weighed_at_its_edge():
+    """A question copied word for word from a passage stands out more than any fitting question did:
+    without the range, the linear model's weight on the peak would extrapolate it into a decline."""
+    m = confidence.model()
+    assert m.low and m.high and len(m.low) == len(m.features)
+    verbatim = dataclasses.replace(SIGNALS, lang="fr", best=1.0, peak=0.83, lexical=7.5, token_match=1.0,
+                                   reference_gap=0.5, top_gap=0.5, margin=0.9)
+    at_edge = dataclasses.replace(verbatim, **{f: m.high[m.features.index(f)] for f in
+                                               ("best", "peak", "token_match", "reference_gap", "top_gap", "margin")})
+    assert m.probability(verbatim) == pytest.approx(m.probability(at_edge))
+    assert m.probability(verbatim) >= 0.9
+    unbounded = dataclasses.replace(m, low=(), high=())
+    assert unbounded.probability(verbatim) < m.threshold  # what the range prevents
+    d = json.loads(confidence.MODEL_FILE.read_text())
+    d["low"] = d["high"][:-1]
+    with pytest.raises(ValueError):
+        confidence.ConfidenceModel.from_json(json.dumps(d))

@@ -26,16 +26,25 @@ class ConfidenceModel:
     intercept: float
     threshold: float  # questions whose probability is below are declined
     fitted_on: tuple[str, ...] = ()
+    # Each signal is held within the range the fitting questions covered before it is weighed: a linear
+    # model extrapolates without bound, and a question copied word for word from a passage stands out more
+    # than any fitting question did (its peak weighs against it, being collinear with the margin).
+    low: tuple[float, ...] = ()
+    high: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.features)
         if not (n and len(self.mean) == len(self.scale) == len(self.coef) == n and 0.0 < self.threshold < 1.0):
             raise ValueError("the confidence model's numbers do not fit together")
+        if (self.low or self.high) and not (len(self.low) == len(self.high) == n
+                                            and all(a <= b for a, b in zip(self.low, self.high))):
+            raise ValueError("the confidence model's ranges do not fit its features")
 
     def probability(self, signals) -> float:
         z = self.intercept
-        for name, mu, sd, w in zip(self.features, self.mean, self.scale, self.coef):
-            z += w * (feature(signals, name) - mu) / sd
+        low, high = self.low or (-math.inf,) * len(self.features), self.high or (math.inf,) * len(self.features)
+        for name, mu, sd, w, a, b in zip(self.features, self.mean, self.scale, self.coef, low, high):
+            z += w * (min(b, max(a, feature(signals, name))) - mu) / sd
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
     @classmethod
@@ -44,6 +53,7 @@ class ConfidenceModel:
         return cls(
             features=tuple(d["features"]), mean=tuple(d["mean"]), scale=tuple(d["scale"]), coef=tuple(d["coef"]),
             intercept=float(d["intercept"]), threshold=float(d["threshold"]), fitted_on=tuple(d.get("fitted_on", ())),
+            low=tuple(d.get("low", ())), high=tuple(d.get("high", ())),
         )
 
 
