@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -46,24 +47,35 @@ finally:
 """
 
 
+_RAY_START_FAILED = ("timed out during startup", "gcs_server_port")  # what Ray prints when its own start fails
+
+
+def _busiest_processes() -> str:
+    """What else ran on the machine when Ray could not start (for the failure message)."""
+    ps = subprocess.run(["ps", "-eo", "pid,etime,pcpu,rss,args", "--sort=-pcpu"], capture_output=True, text=True)
+    return "\nbusiest processes:\n" + "\n".join(line[:200] for line in ps.stdout.splitlines()[:15])
+
+
 def test_a_two_node_ray_cluster_builds_what_one_process_builds(fake, fake_settings, tmp_path):
     local = fake_settings.with_(store=str(tmp_path / "local.db"))
     # Ray rewrites a loopback address into the machine's own; this keeps the whole cluster on 127.0.0.1
     # and gives the head's GCS two minutes to start on busy cores (30 s by default)
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_DISABLE_USAGE_STATS": "1",
            "RAY_gcs_server_port_wait_time_s": "120"}
-    for attempt in range(2):
+    for attempt in range(3):
         on_ray = fake_settings.with_(store=str(tmp_path / f"ray-{attempt}.db"))  # a fresh file if tried again
         child = subprocess.run([sys.executable, "-c", textwrap.dedent(RAY_BUILD), str(on_ray.seeds_dir),
                                 str(on_ray.index_dir), on_ray.store], capture_output=True, text=True, cwd=REPO,
                                env=env, timeout=600)
-        # Ray's GCS once left no log and never published its port within the two minutes in a full suite
-        # run on these shared cores (the test alone, or with its neighbours, passed): its start is tried
-        # once more; the build's own result is checked the same either way
-        if not (child.returncode and "gcs_server_port" in child.stderr):
+        # In full suite runs on these shared cores Ray's own start has failed before our code ran: its GCS
+        # never published its port (once), or its raylet never registered within Ray's fixed 30 s and left
+        # no log (twice, on a new machine); alone, or with its neighbour files, the test passed every time.
+        # Such a start is tried again; the build's own result is checked the same either way.
+        if not child.returncode or not any(sign in child.stderr for sign in _RAY_START_FAILED):
             break
+        time.sleep(5)
     result = [json.loads(line[7:]) for line in child.stdout.splitlines() if line.startswith("RESULT ")]
-    assert child.returncode == 0 and result, child.stdout[-2000:] + child.stderr[-3000:]
+    assert child.returncode == 0 and result, child.stdout[-2000:] + child.stderr[-3000:] + _busiest_processes()
     assert result[0]["nodes"] == 2 and result[0]["embedded"] == result[0]["total"] > 0
     try:
         rag.build_index(settings=local)
