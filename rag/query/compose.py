@@ -136,11 +136,12 @@ def compose(
         )
     chosen = [best]
     following = min((s for s in sentences if s.rank == best.rank and s.start > best.start), key=lambda s: s.start, default=None)
-    window = max(CONTINUATION_WINDOW, WHY_HOW_CONTINUATION_WINDOW) if asks_why_or_how(question) else CONTINUATION_WINDOW
+    why_how = asks_why_or_how(question)
+    window = max(CONTINUATION_WINDOW, WHY_HOW_CONTINUATION_WINDOW) if why_how else CONTINUATION_WINDOW
     if window and following is not None and following.score >= best.score - window:
         chosen.append(following)
         max_quotes += 1
-    if REASON_WINDOW and asks_why_or_how(question):
+    if REASON_WINDOW and why_how:
         # the sentence that gives the reason or the method, when the passage has one close to the best
         reason = max(
             (s for s in sentences if s.rank == best.rank and s not in chosen and states_reason_or_method(s.text)
